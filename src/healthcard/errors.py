@@ -1,0 +1,110 @@
+"""The one exception tree of HealthCard.
+
+::
+
+    HealthCardError                    every error the project raises on purpose
+    ├── InvalidValue                   bad input for a named field (``field`` says which)
+    │   └── EncodingError              a value does not fit its card coding (ans / cn / b)
+    ├── CryptoError                    a cryptographic check failed (opaque on purpose)
+    ├── CardError                      the card answered with an error status word
+    │   ├── FileNotFound               6A82
+    │   ├── RecordNotFound             6A83
+    │   ├── SecurityNotSatisfied       6982
+    │   ├── AuthenticationFailed       6300 / 63Cx on EXTERNAL AUTHENTICATE or VERIFY
+    │   ├── AuthenticationBlocked      6983
+    │   ├── ConditionsNotSatisfied     6985
+    │   ├── SecureMessagingError       6988
+    │   ├── CardBlocked                6A81
+    │   └── WrongParameters            6700 / 6B00 / 6A86 / 6D00 / 6E00 / ...
+    ├── SamError                       the SAM answered with an error status word
+    ├── RecordInvalid                  a DF03 visit record is marked FF (not valid)
+    ├── ImageError                     a card image cannot be read or written
+    └── TransportError                 the reader, pcscd or the vpcd link failed
+
+The card itself never raises out of ``process()``: it answers with a status word.  The host
+side (``healthcard.terminal``) turns status words into these exceptions in one table.
+"""
+
+from __future__ import annotations
+
+
+class HealthCardError(Exception):
+    """Root of every error HealthCard raises on purpose."""
+
+
+class InvalidValue(HealthCardError):
+    """A value given for a named field is not acceptable."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class EncodingError(InvalidValue):
+    """A value cannot be encoded in the card coding of its data item."""
+
+
+class CryptoError(HealthCardError):
+    """A cryptographic operation failed. Deliberately says nothing about keys or data."""
+
+
+class CardError(HealthCardError):
+    """The card answered with an error status word."""
+
+    def __init__(self, sw: int, message: str = "") -> None:
+        self.sw = sw
+        text = f"card returned {sw:04X}"
+        super().__init__(f"{text}: {message}" if message else text)
+
+
+class FileNotFound(CardError):
+    pass
+
+
+class RecordNotFound(CardError):
+    pass
+
+
+class SecurityNotSatisfied(CardError):
+    pass
+
+
+class AuthenticationFailed(CardError):
+    pass
+
+
+class AuthenticationBlocked(CardError):
+    pass
+
+
+class ConditionsNotSatisfied(CardError):
+    pass
+
+
+class SecureMessagingError(CardError):
+    pass
+
+
+class CardBlocked(CardError):
+    pass
+
+
+class WrongParameters(CardError):
+    pass
+
+
+class SamError(CardError):
+    """The SAM answered with an error status word."""
+
+
+class RecordInvalid(HealthCardError):
+    """A DF03 visit record slot is marked invalid (FF) in its index file."""
+
+
+class ImageError(HealthCardError):
+    """A card image file cannot be read or written."""
+
+
+class TransportError(HealthCardError):
+    """The link to the card failed (reader gone, pcscd down, vpcd closed)."""

@@ -1,0 +1,565 @@
+"""The terminal SDK: typed reads and writes of every file of the health card, talking to the
+resident's card and the terminal's SAM over any :class:`~healthcard.terminal.transport.Transport`.
+
+Authentication and secure messaging follow CARD-SPEC.md §5.4 and §6.3–6.4 to the byte: the
+SAM derives the card's session key from its level-1 key, the card's chip serial (from the ATR)
+and, for two-level keys, the province factor (from DDF1/EF05 tag 39), and the card checks
+the cryptogram.  Every write is encoded completely before the first APDU is sent, so a bad
+value fails with a field-named error and nothing reaches the card.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+from healthcard.card import codecs
+from healthcard.card.apdu import CommandAPDU
+from healthcard.card.atr import chip_serial
+from healthcard.card.filesystem import SMLevel
+from healthcard.card.personalise import Value, cyclic_record, encode_item, photo_file
+from healthcard.card.profile import (
+    DF_FIDS,
+    ED_DATA_LENGTH,
+    EE_DATA_LENGTH,
+    PROFILE_32K,
+    Item,
+    Profile,
+    item,
+    visit_item,
+    visit_items,
+)
+from healthcard.card.sw import exception_for, is_success
+from healthcard.errors import InvalidValue, RecordInvalid, RecordNotFound, SamError
+from healthcard.keys import recipes
+from healthcard.keys.table import KEY_TABLE, Depth, KeySpec, KeyUse, maintenance_key
+from healthcard.terminal.records import (
+    Address,
+    Allergy,
+    CardValidity,
+    Code,
+    Contact,
+    Diagnosis,
+    Documents,
+    Fee,
+    Holder,
+    Immunization,
+    InpatientRecord,
+    IssuerInfo,
+    MedicalAlerts,
+    Medication,
+    Occupation,
+    OutpatientRecord,
+    Summary,
+)
+from healthcard.terminal.transport import Transport
+
+ALERT_FLAGS = ("asthma", "heart_disease", "cerebrovascular", "epilepsy", "coagulation_disorder", "diabetes",
+               "glaucoma", "dialysis", "organ_transplant", "organ_loss", "prosthesis", "pacemaker")
+
+
+def _key_for(df: str, kid: int) -> KeySpec:
+    return next(s for s in KEY_TABLE if s.df == df and s.kid == kid and s.use is KeyUse.AUTH)
+
+
+def _flag(text: str) -> bool | None:
+    return {"01": True, "00": False}.get(text)
+
+
+def _flag_byte(value: bool | None) -> int:
+    return 0xFF if value is None else int(value)
+
+
+class HealthCardTerminal:
+    """A reader with a user-card slot and a SAM slot."""
+
+    def __init__(self, card: Transport, sam: Transport, sam_pin: str = "123456",
+                 profile: Profile = PROFILE_32K, extended: bool = True) -> None:
+        self.card = card
+        self.sam = sam
+        self.sam_pin = sam_pin
+        self.profile = profile
+        self.extended = extended  # the card and reader take extended-length APDUs
+        self.serial = b""
+        self.province = b""
+        self.city_code = ""
+        self._df = "MF"
+        self._auth: set[str] = set()
+
+    # --- session -----------------------------------------------------------------------
+    def open(self) -> None:
+        """Power both cards, unlock the SAM, learn the card's diversification factors."""
+        self.serial = chip_serial(self.card.connect())
+        self._df, self._auth = "MF", set()
+        self.sam.connect()
+        self._sam(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("3F00")))
+        self._sam(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("DF01")))
+        self._sam(CommandAPDU(0x00, 0x20, 0, 0, bytes.fromhex(self.sam_pin)))
+        self.select_df("DDF1")
+        self._select_ef(0xEF05)
+        city = self._cmd(0x00, 0xB2, 0x39, 0x00, le=5)
+        self.city_code = codecs.decode_cn(city[2:])
+        self.province = recipes.province_factor(self.city_code)
+
+    def close(self) -> None:
+        self.card.disconnect()
+        self.sam.disconnect()
+
+    def __enter__(self) -> HealthCardTerminal:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- APDU plumbing -------------------------------------------------------------------
+    def _cmd(self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None) -> bytes:
+        response = self.card.transmit(CommandAPDU(cla, ins, p1, p2, data, le))
+        if not is_success(response.sw):
+            raise exception_for(response.sw)
+        return response.data
+
+    def _sam(self, cmd: CommandAPDU) -> bytes:
+        response = self.sam.transmit(cmd)
+        if response.sw1 == 0x61:
+            response = self.sam.transmit(CommandAPDU(0x00, 0xC0, 0, 0, le=response.sw2 or 256))
+        if not is_success(response.sw):
+            raise SamError(response.sw, exception_for(response.sw).args[0])
+        return response.data
+
+    def select_df(self, df: str) -> None:
+        if self._df == df:
+            return
+        if df != "DDF1" and self._df == "MF":
+            self.select_df("DDF1")
+        self._cmd(0x00, 0xA4, 0, 0, DF_FIDS[df].to_bytes(2, "big"))
+        self._df, self._auth = df, set()
+
+    def _select_ef(self, fid: int) -> None:
+        self._cmd(0x00, 0xA4, 0, 0, fid.to_bytes(2, "big"))
+
+    def _factors(self, spec: KeySpec) -> bytes:
+        return self.serial + (self.province if spec.depth is Depth.PROVINCE_CARD else b"")
+
+    def _challenge(self) -> bytes:
+        return self._cmd(0x00, 0x84, 0, 0, le=8)
+
+    def _load(self, spec: KeySpec, challenge: bytes) -> None:
+        assert spec.sam_p1 is not None and spec.sam_index is not None
+        self._sam(CommandAPDU(0x80, 0xDE, spec.sam_p1, spec.sam_index, self._factors(spec) + challenge))
+
+    def authenticate(self, key_name: str) -> None:
+        """Read-key (RK) or update-key (UK) authentication, CARD-SPEC.md §6.4."""
+        spec = next(s for s in KEY_TABLE if s.name == key_name)
+        self.select_df(spec.df)
+        if key_name in self._auth:
+            return
+        if key_name.startswith("RK"):
+            challenge = self._challenge()
+            plain = recipes.READ_AUTH_PLAINTEXT
+        else:
+            plain = self._challenge()  # R1 travels in clear
+            challenge = self._challenge()  # R2 goes to the SAM; the card keeps it
+        self._load(spec, challenge)
+        c = self._sam(CommandAPDU(0x80, 0xFA, 0, 0, plain + bytes(8)))
+        self._cmd(0x00, 0x82, 0x00, spec.kid, recipes.fold(c) + plain + b"\x01")
+        self._auth.add(key_name)
+
+    def _sm_body(self, df: str, header: bytes, payload: bytes | None) -> bytes:
+        """Secure-messaging body for a write in ``df``: ciphertext+MAC, or MAC only when
+        ``payload`` is None (CARD-SPEC.md §5.4)."""
+        stk = maintenance_key(df)
+        challenge = self._challenge()
+        self._load(stk, challenge)
+        ciphertext = b""
+        if payload is not None:
+            ciphertext = self._sam(CommandAPDU(0x80, 0xFA, 0, 0, recipes.pad(bytes([len(payload)]) + payload)))
+            self._load(stk, challenge)  # the SDK loads the key again before the MAC
+        lc = len(ciphertext) + 4
+        mac = self._sam(CommandAPDU(0x80, 0xFA, 0x05, 0x00, bytes(16) + recipes.pad(header + bytes([lc]) + ciphertext)))
+        return ciphertext + mac[:4]
+
+    # --- generic file access ---------------------------------------------------------------
+    def _open_file(self, df: str, ef: str, write: bool = False) -> None:
+        spec = self.profile.file(df, ef)
+        condition = spec.update if write else spec.read
+        if condition not in (0x00, 0xFE, 0xFF):
+            self.authenticate(_key_for(df, condition).name)
+        self.select_df(df)
+        self._select_ef(spec.fid)
+
+    def _read_all_records(self, df: str, ef: str, expected: int) -> bytes:
+        self._open_file(df, ef)
+        le = 256 if expected <= 256 or not self.extended else 65536
+        try:
+            return self._cmd(0x00, 0xB2, 0x01, 0x05, le=le)
+        except RecordNotFound:  # an empty cyclic file
+            return b""
+
+    def read_items(self, df: str, ef: str) -> dict[str, str]:
+        """Every item of a TLV record file, decoded to text, by English item name."""
+        items = self.profile.items(df, ef)
+        raw = self._read_all_records(df, ef, sum(i.length + 2 for i in items))
+        by_tag = {i.tag: i for i in items}
+        out: dict[str, str] = {}
+        pos = 0
+        while pos + 2 <= len(raw):
+            tag, length = raw[pos], raw[pos + 1]
+            value = raw[pos + 2 : pos + 2 + length]
+            pos += 2 + length
+            if tag in by_tag:
+                it = by_tag[tag]
+                out[it.name] = codecs.decode(it.coding, value)
+        return out
+
+    def write_items(self, df: str, ef: str, values: Mapping[str, Value]) -> None:
+        """Update TLV items by English name, each record with the SM the file demands."""
+        items = {i.name: i for i in self.profile.items(df, ef)}
+        encoded: list[tuple[Item, bytes]] = []
+        for name, value in values.items():
+            if name not in items:
+                raise InvalidValue(f"{df}/{ef}/{name}", "no such data item in this file")
+            it = items[name]
+            assert it.tag is not None
+            encoded.append((it, bytes([it.tag, it.length]) + encode_item(it, value)))
+        spec = self.profile.file(df, ef)
+        self._open_file(df, ef, write=True)
+        for it, record in encoded:
+            assert it.record is not None
+            if spec.sm & SMLevel.ENC:
+                header = bytes((0x04, 0xDC, it.record, 0x04))
+                self._cmd(0x04, 0xDC, it.record, 0x04, self._sm_body(df, header, record))
+            else:
+                self._cmd(0x00, 0xDC, it.record, 0x04, record)
+
+    def _read_binary(self, offset: int, length: int) -> bytes:
+        chunk = 65535 if self.extended else 0x80
+        out = bytearray()
+        while len(out) < length:
+            n = min(chunk, length - len(out))
+            pos = offset + len(out)
+            out += self._cmd(0x00, 0xB0, pos >> 8, pos & 0xFF, le=n)
+        return bytes(out)
+
+    def _update_binary(self, offset: int, data: bytes) -> None:
+        chunk = 4096 if self.extended else 0x80
+        for i in range(0, len(data), chunk):
+            pos = offset + i
+            self._cmd(0x00, 0xD6, pos >> 8, pos & 0xFF, data[i : i + chunk])
+
+    def _read_cyclic(self, df: str, ef: str) -> list[dict[str, str]]:
+        spec = self.profile.file(df, ef)
+        raw = self._read_all_records(df, ef, spec.record_length * spec.record_count)
+        rows = []
+        for i in range(0, len(raw), spec.record_length):
+            rec = raw[i : i + spec.record_length]
+            if not any(rec) or set(rec) == {0xFF}:
+                continue
+            rows.append({it.name: codecs.decode(it.coding, rec[it.offset or 0 : (it.offset or 0) + it.length])
+                         for it in self.profile.items(df, ef)})
+        return rows
+
+    def _write_cyclic(self, df: str, ef: str, values: Sequence[Value]) -> None:
+        spec = self.profile.file(df, ef)
+        record = cyclic_record(self.profile.items(df, ef), values, spec.record_length)
+        self._open_file(df, ef, write=True)
+        header = bytes((0x04, 0xDC, 0x00, 0x03))
+        self._cmd(0x04, 0xDC, 0x00, 0x03, self._sm_body(df, header, record))
+
+    # --- typed reads ------------------------------------------------------------------------
+    def read_issuer(self) -> IssuerInfo:
+        v = self.read_items("DDF1", "EF05")
+        return IssuerInfo(
+            card_category=Code.of("card_category", v.get("card_category", "")),
+            spec_version=v.get("spec_version", ""), issuer_name=v.get("issuer_name", ""),
+            issuer_code=v.get("issuer_code", ""),
+            issuer_certificate=bytes.fromhex(v.get("issuer_certificate", "")),
+            issue_date=codecs.parse_date("issue_date", v.get("issue_date", "")),
+            card_number=v.get("card_number", ""), security_code=v.get("security_code", ""),
+            issue_serial=v.get("issue_serial", ""), city_code=v.get("city_code", ""),
+        )
+
+    def read_holder(self) -> Holder:
+        v = self.read_items("DDF1", "EF06")
+        return Holder(
+            name=v.get("name", ""), sex=Code.of("sex", v.get("sex", "")),
+            ethnicity=Code.of("ethnicity", v.get("ethnicity", "")),
+            birth_date=codecs.parse_date("birth_date", v.get("birth_date", "")),
+            citizen_id=v.get("citizen_id", ""),
+        )
+
+    def read_photo(self) -> bytes:
+        self._open_file("DDF1", "EF07")
+        length = int.from_bytes(self._read_binary(0, 2), "big")
+        if length == 0:
+            return b""
+        if length + 2 > 3072 + 2:
+            raise InvalidValue("DDF1/EF07/photo", f"length field says {length} bytes, more than the file holds")
+        return self._read_binary(2, length)
+
+    def read_validity(self) -> CardValidity:
+        v = self.read_items("DDF1", "EF08")
+        return CardValidity(
+            expiry_date=codecs.parse_date("expiry_date", v.get("expiry_date", "")),
+            phones=[p for p in (v.get("phone1", ""), v.get("phone2", "")) if p],
+            payment_methods=[c for n in (1, 2, 3) if (c := Code.of("payment_method", v.get(f"payment_method{n}", "")))],
+        )
+
+    def read_addresses(self) -> list[Address]:
+        v = self.read_items("DF01", "EF05")
+        return [Address(Code.of("address_type", v.get(f"address_type{n}", "")), v.get(f"address{n}", ""))
+                for n in (1, 2) if v.get(f"address{n}")]
+
+    def read_contacts(self) -> list[Contact]:
+        v = self.read_items("DF01", "EF06")
+        return [Contact(v.get(f"contact_name{n}", ""), Code.of("relation", v.get(f"contact_relation{n}", "")),
+                        v.get(f"contact_phone{n}", "")) for n in (1, 2, 3) if v.get(f"contact_name{n}")]
+
+    def read_occupation(self) -> Occupation:
+        v = self.read_items("DF01", "EF07")
+        return Occupation(Code.of("education", v.get("education", "")),
+                          Code.of("marital_status", v.get("marital_status", "")), v.get("occupation", ""))
+
+    def read_documents(self) -> Documents:
+        v = self.read_items("DF01", "EF08")
+        return Documents(Code.of("id_type", v.get("id_type", "")), v.get("id_number", ""),
+                         v.get("health_record_number", ""), v.get("ncms_number", ""))
+
+    def read_medical_alerts(self) -> MedicalAlerts:
+        v = self.read_items("DF02", "EF05")
+        return MedicalAlerts(
+            abo=Code.of("abo", "" if v.get("abo") == "FF" else v.get("abo", "")),
+            rh=Code.of("rh", v.get("rh", "")),
+            flags={name: _flag(v.get(name, "FF")) for name in ALERT_FLAGS},
+            other=v.get("other_alert", ""),
+        )
+
+    def read_special(self) -> bool | None:
+        """DF02/EF06 精神病标志 (the psychiatric flag; its own update key UK2DF02)."""
+        return _flag(self.read_items("DF02", "EF06").get("psychiatric", "FF"))
+
+    def read_allergies(self) -> list[Allergy]:
+        return [Allergy(r["allergen"], r["reaction"]) for r in self._read_cyclic("DF02", "EF07")]
+
+    def read_immunizations(self) -> list[Immunization]:
+        return [Immunization(r["vaccine"], codecs.parse_date("vaccination_date", r["vaccination_date"]))
+                for r in self._read_cyclic("DF02", "EF08")]
+
+    def read_visit_index(self, kind: str) -> list[bool]:
+        """DF03/EF05 (``kind="EE"``) or EF06 (``"ED"``): True where the record is valid (00)."""
+        ef = "EF05" if kind == "EE" else "EF06"
+        spec = self.profile.file("DF03", ef)
+        raw = self._read_all_records("DF03", ef, spec.record_count)
+        return [b == 0x00 for b in raw]
+
+    def _visit_raw(self, kind: str, slot: int, offset: int = 0, length: int | None = None) -> bytes:
+        index = self.read_visit_index(kind) if length is None else None
+        if index is not None and (slot > len(index) or not index[slot - 1]):
+            raise RecordInvalid(f"{kind}{slot:02d} is marked invalid (FF)")
+        self._open_file("DF03", f"{kind}{slot:02d}")
+        total = EE_DATA_LENGTH if kind == "EE" else ED_DATA_LENGTH
+        return self._read_binary(offset, total if length is None else length)
+
+    def read_outpatient(self, slot: int) -> OutpatientRecord:
+        """ED0n, honouring the index (a record marked FF raises :class:`RecordInvalid`)."""
+        return outpatient_from_bytes(self._visit_raw("ED", slot), slot)
+
+    def read_inpatient(self, slot: int) -> InpatientRecord:
+        return inpatient_from_bytes(self._visit_raw("EE", slot), slot)
+
+    def _visit_dates(self, kind: str) -> dict[int, str]:
+        """Slot → visit date digits of every valid record (ED offset 80, 7 B; EE 80, 4 B)."""
+        index = self.read_visit_index(kind)
+        length = 7 if kind == "ED" else 4
+        out = {}
+        for slot, valid in enumerate(index, start=1):
+            if valid:
+                out[slot] = codecs.decode_cn(self._visit_raw(kind, slot, 80, length))
+        return out
+
+    def recent_outpatient(self, count: int = 3) -> list[OutpatientRecord]:
+        """The newest ``count`` outpatient records, newest first."""
+        dates = self._visit_dates("ED")
+        newest = sorted(dates, key=lambda s: dates[s], reverse=True)[:count]
+        return [outpatient_from_bytes(self._visit_raw("ED", s, 0, ED_DATA_LENGTH), s) for s in newest]
+
+    def swipe(self, outpatient: int = 3) -> Summary:
+        """What a clinician sees: issuer, holder, alerts, allergies, vaccinations, recent visits."""
+        return Summary(
+            issuer=self.read_issuer(), holder=self.read_holder(), alerts=self.read_medical_alerts(),
+            psychiatric=self.read_special(), allergies=self.read_allergies(),
+            immunizations=self.read_immunizations(), outpatient=self.recent_outpatient(outpatient),
+        )
+
+    # --- typed writes ------------------------------------------------------------------------
+    def write_validity(self, expiry: dt.date | None = None, phones: Sequence[str] = (),
+                       payment_methods: Sequence[str] = ()) -> None:
+        values: dict[str, Value] = {}
+        if expiry is not None:
+            values["expiry_date"] = expiry.strftime("%Y%m%d")
+        for n, phone in enumerate(phones[:2], start=1):
+            values[f"phone{n}"] = phone
+        for n, code in enumerate(payment_methods[:3], start=1):
+            values[f"payment_method{n}"] = code
+        self.write_items("DDF1", "EF08", values)
+
+    def write_addresses(self, addresses: Sequence[tuple[str, str]]) -> None:
+        """Up to two (type code, address) pairs."""
+        values: dict[str, Value] = {}
+        for n, (kind, text) in enumerate(addresses[:2], start=1):
+            values[f"address_type{n}"], values[f"address{n}"] = kind, text
+        self.write_items("DF01", "EF05", values)
+
+    def write_contacts(self, contacts: Sequence[tuple[str, str, str]]) -> None:
+        """Up to three (name, relation code, phone)."""
+        values: dict[str, Value] = {}
+        for n, (name, relation, phone) in enumerate(contacts[:3], start=1):
+            values[f"contact_name{n}"], values[f"contact_relation{n}"], values[f"contact_phone{n}"] = name, relation, phone
+        self.write_items("DF01", "EF06", values)
+
+    def write_medical_alerts(self, abo: str | None = None, rh: str | None = None,
+                             flags: Mapping[str, bool | None] | None = None, other: str | None = None) -> None:
+        values: dict[str, Value] = {}
+        if abo is not None:
+            values["abo"] = int(abo, 16)
+        if rh is not None:
+            values["rh"] = rh
+        for name, on in (flags or {}).items():
+            if name not in ALERT_FLAGS:
+                raise InvalidValue(f"DF02/EF05/{name}", "no such medical-alert flag")
+            values[name] = _flag_byte(on)
+        if other is not None:
+            values["other_alert"] = other
+        self.write_items("DF02", "EF05", values)
+
+    def write_special(self, psychiatric: bool | None) -> None:
+        self.write_items("DF02", "EF06", {"psychiatric": _flag_byte(psychiatric)})
+
+    def add_allergy(self, allergen: str, reaction: str) -> None:
+        """A new allergy becomes record 1; the oldest of three falls off."""
+        self._write_cyclic("DF02", "EF07", (allergen, reaction))
+
+    def add_immunization(self, vaccine: str, date: dt.date) -> None:
+        self._write_cyclic("DF02", "EF08", (vaccine, date.strftime("%Y%m%d")))
+
+    def write_photo(self, jpeg: bytes) -> None:
+        content = photo_file(jpeg, self.profile.file("DDF1", "EF07").size)
+        self._open_file("DDF1", "EF07", write=True)
+        self._update_binary(0, content)
+
+    def _write_visit(self, kind: str, data: bytes) -> int:
+        """Write a visit record into a free slot, or over the oldest: erase the index (FF),
+        write, sign the index (00) — a torn write leaves the slot marked invalid."""
+        index_ef = "EF05" if kind == "EE" else "EF06"
+        index = self.read_visit_index(kind)
+        free = [n for n, valid in enumerate(index, start=1) if not valid]
+        if free:
+            slot = free[0]
+        else:
+            dates = self._visit_dates(kind)
+            slot = min(dates, key=lambda s: dates[s])
+        self.authenticate("UK2DF03")
+        self.authenticate("UK1DF03")
+        self._select_ef(self.profile.file("DF03", index_ef).fid)
+        erase = bytes((0x84, 0x0C, slot, 0x04))
+        self._cmd(0x84, 0x0C, slot, 0x04, self._sm_body("DF03", erase, None))
+        self._select_ef(self.profile.file("DF03", f"{kind}{slot:02d}").fid)
+        self._update_binary(0, data)
+        self._select_ef(self.profile.file("DF03", index_ef).fid)
+        sign = bytes((0x84, 0xD2, slot, 0x04))
+        self._cmd(0x84, 0xD2, slot, 0x04, self._sm_body("DF03", sign, None))
+        return slot
+
+    def write_outpatient_record(self, record: OutpatientRecord | Mapping[str, Value]) -> int:
+        """Write an outpatient record (keeps the newest five); returns the ED slot used."""
+        values = outpatient_values(record) if isinstance(record, OutpatientRecord) else record
+        return self._write_visit("ED", encode_visit("ED", values))
+
+    def write_inpatient_record(self, values: Mapping[str, Value]) -> int:
+        return self._write_visit("EE", encode_visit("EE", values))
+
+    def erase_visit(self, kind: str, slot: int) -> None:
+        """Mark a visit record invalid (FF) with UK2DF03."""
+        self.authenticate("UK2DF03")
+        self._select_ef(self.profile.file("DF03", "EF05" if kind == "EE" else "EF06").fid)
+        header = bytes((0x84, 0x0C, slot, 0x04))
+        self._cmd(0x84, 0x0C, slot, 0x04, self._sm_body("DF03", header, None))
+
+
+# --- visit records <-> bytes ------------------------------------------------------------------
+def encode_visit(kind: str, values: Mapping[str, Value]) -> bytes:
+    """The data part of an EE/ED file from item values by SDK tag (e.g. ``"JZJGMC"``)."""
+    items = {i.param: i for i in visit_items(kind)}
+    out = bytearray(EE_DATA_LENGTH if kind == "EE" else ED_DATA_LENGTH)
+    for it in items.values():
+        if it.param in ("JYXXQM", "SAMKZS"):
+            continue
+        assert it.offset is not None
+        out[it.offset : it.offset + it.length] = b"\xff" * it.length if it.coding == "cn" else bytes(it.length)
+    for param, value in values.items():
+        if param not in items:
+            raise InvalidValue(f"DF03/{kind}/{param}", "no such item in the visit record")
+        it = items[param]
+        assert it.offset is not None
+        if it.offset >= len(out):
+            raise InvalidValue(f"DF03/{kind}/{param}", "the signature tail is written by the SAM, not by the caller")
+        out[it.offset : it.offset + it.length] = codecs.encode(f"DF03/{kind}/{param}", it.coding, value, it.length)
+    return bytes(out)
+
+
+def decode_visit(kind: str, data: bytes) -> dict[str, str]:
+    return {i.param: codecs.decode(i.coding, data[i.offset or 0 : (i.offset or 0) + i.length])
+            for i in visit_items(kind) if (i.offset or 0) < len(data)}
+
+
+def outpatient_values(record: OutpatientRecord) -> dict[str, Value]:
+    values: dict[str, Value] = dict(record.values)
+    values.update({"JZJGMC": record.institution_name, "JZJGZZJGDM": record.institution_code,
+                   "MZH": record.outpatient_no, "JYKSMC": record.department})
+    if record.visit_time is not None:
+        values["JZRQSJ"] = record.visit_time.strftime("%Y%m%d%H%M%S")
+    if record.payment_method is not None:
+        values["YLFKFS"] = record.payment_method.code
+    for n, d in enumerate(record.diagnoses[:5], start=1):
+        values.update({f"ZZMC{n}": d.symptom, f"ZZDM{n}": d.symptom_code, f"MZZDMC{n}": d.name, f"MZZDDM{n}": d.code})
+        if d.date is not None:
+            values[f"ZDRQ{n}"] = d.date.strftime("%Y%m%d")
+    for n, m in enumerate(record.medications[:5], start=1):
+        values.update({f"YWMC{n}": m.drug, f"YYTS{n}": m.days, f"YWSYPL{n}": m.frequency,
+                       f"YWSYJLDW{n}": m.dose_unit, f"YWSYCJL{n}": m.dose, f"YWSYTJDM{n}": m.route_code})
+    if len(record.fees) > 10:
+        raise InvalidValue("DF03/ED/fees", f"{len(record.fees)} fee lines, the card holds 10")
+    for n, f in enumerate(record.fees, start=1):
+        if f.amount_fen < 0:
+            raise InvalidValue(f"DF03/ED/MZFYJE{n}", "a fee cannot be negative")
+        values.update({f"MZFYFLMC{n}": f.category, f"MZFYFLDM{n}": f.code, f"MZFYJE{n}": str(f.amount_fen)})
+    return values
+
+
+def outpatient_from_bytes(data: bytes, slot: int = 0) -> OutpatientRecord:
+    v = decode_visit("ED", data)
+    diagnoses = [Diagnosis(v[f"ZZMC{n}"], v[f"ZZDM{n}"], codecs.parse_date(f"ZDRQ{n}", v[f"ZDRQ{n}"]),
+                           v[f"MZZDMC{n}"], v[f"MZZDDM{n}"]) for n in range(1, 6) if v[f"MZZDMC{n}"] or v[f"ZZMC{n}"]]
+    meds = [Medication(v[f"YWMC{n}"], v[f"YYTS{n}"], v[f"YWSYPL{n}"], v[f"YWSYJLDW{n}"], v[f"YWSYCJL{n}"],
+                       v[f"YWSYTJDM{n}"]) for n in range(1, 6) if v[f"YWMC{n}"]]
+    fees = [Fee(v[f"MZFYFLMC{n}"], v[f"MZFYFLDM{n}"], int(v[f"MZFYJE{n}"] or 0))
+            for n in range(1, 11) if v[f"MZFYFLMC{n}"] or v[f"MZFYJE{n}"]]
+    return OutpatientRecord(
+        institution_name=v["JZJGMC"], institution_code=v["JZJGZZJGDM"],
+        visit_time=codecs.parse_datetime("JZRQSJ", v["JZRQSJ"]), outpatient_no=v["MZH"],
+        department=v["JYKSMC"], payment_method=Code.of("payment_method", v["YLFKFS"]),
+        diagnoses=diagnoses, medications=meds, fees=fees, values=v, slot=slot,
+    )
+
+
+def inpatient_from_bytes(data: bytes, slot: int = 0) -> InpatientRecord:
+    v = decode_visit("EE", data)
+    return InpatientRecord(
+        institution_name=v["ZYJGMC"], admission_date=codecs.parse_date("RYRQ", v["RYRQ"]),
+        discharge_date=codecs.parse_date("CYRQ", v["CYRQ"]), case_no=v["BAH"], department=v["ZYHZRYKSMC"],
+        diagnoses=[(v[f"JBZDMC{n}"], v[f"JBZDDM{n}"]) for n in (1, 2, 3) if v[f"JBZDMC{n}"]],
+        total_fen=int(v["ZYZFY"] or 0), values=v, slot=slot,
+    )
+
+
+__all__ = ["HealthCardTerminal", "decode_visit", "encode_visit", "item", "visit_item"]
