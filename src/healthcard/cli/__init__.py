@@ -1,0 +1,1 @@
+"""Command-line entry points (Typer + Rich): thin, no business rules."""

@@ -1,0 +1,231 @@
+"""``healthcard`` — the command line.
+
+Entry points are thin: they load settings and images, call the card/terminal code, print with
+Rich, and turn :class:`~healthcard.errors.HealthCardError` into a one-line message and exit
+code 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from healthcard import demo
+from healthcard.card import image
+from healthcard.card.cos import CardOS, CardState
+from healthcard.card.personalise import CardContents
+from healthcard.card.profile import PROFILES, PROFILE_32K
+from healthcard.card.sam import SamOS
+from healthcard.card.sw import describe
+from healthcard.cli.render import card_tables, outpatient_table, print_tables
+from healthcard.errors import HealthCardError
+from healthcard.terminal.records import Code, Diagnosis, Fee, Medication, OutpatientRecord
+from healthcard.terminal.sdk import HealthCardTerminal
+from healthcard.terminal.transport import SimulatorTransport
+
+app = typer.Typer(help="HealthCard — the national resident health card (居民健康卡).", no_args_is_help=True)
+card_app = typer.Typer(help="Simulated cards: make, show, talk to, and serve them to PC/SC.", no_args_is_help=True)
+app.add_typer(card_app, name="card")
+console = Console()
+
+Passphrase = Annotated[str, typer.Option(envvar="HEALTHCARD_IMAGE_PASSPHRASE", show_default=False,
+                                         help="passphrase that seals the keys in card images")]
+
+
+def _fail(exc: HealthCardError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(2)
+
+
+def _sealer(passphrase: str) -> image.Sealer:
+    return image.Sealer(passphrase or image.DEMO_PASSPHRASE)
+
+
+def _contents(holder: Path | None) -> CardContents:
+    contents = demo.demo_contents()
+    if holder is None:
+        return contents
+    doc: dict[str, Any] = json.loads(holder.read_text(encoding="utf-8"))
+    for key, values in doc.get("items", {}).items():
+        contents.items.setdefault(key, {}).update(values)
+    if "allergies" in doc:
+        contents.allergies = [tuple(a) for a in doc["allergies"]]  # type: ignore[misc]
+    if "immunizations" in doc:
+        contents.immunizations = [tuple(i) for i in doc["immunizations"]]  # type: ignore[misc]
+    if "pin" in doc:
+        contents.pin = doc["pin"]
+    return contents
+
+
+def _terminal(state: CardState, sam_state: CardState | None = None) -> tuple[HealthCardTerminal, SimulatorTransport]:
+    card = SimulatorTransport(CardOS(state))
+    sam = SimulatorTransport(SamOS(sam_state or demo.demo_sam()))
+    terminal = HealthCardTerminal(card, sam, profile=PROFILES.get(state.profile, PROFILE_32K))
+    terminal.open()
+    return terminal, card
+
+
+@card_app.command("new")
+def card_new(
+    out: Annotated[Path, typer.Option("--out", help="where to write the card image")],
+    holder: Annotated[Path | None, typer.Option(help='JSON: {"items": {"DDF1/EF06": {"name": …}}, "allergies": […]}')] = None,
+    serial: Annotated[str, typer.Option(help="8-byte chip serial, hex")] = demo.DEMO_SERIAL.hex().upper(),
+    profile: Annotated[str, typer.Option(help=f"one of {', '.join(PROFILES)}")] = PROFILE_32K.id,
+    passphrase: Passphrase = "",
+) -> None:
+    """Personalise a demo card (demo keys) and save its image."""
+    try:
+        if profile not in PROFILES:
+            raise typer.BadParameter(f"unknown profile {profile!r}", param_hint="--profile")
+        state = demo.issue_demo_card(bytes.fromhex(serial), _contents(holder), PROFILES[profile])
+        image.save(state, out, _sealer(passphrase))
+    except HealthCardError as exc:
+        raise _fail(exc) from None
+    console.print(f"card {state.serial.hex().upper()} ({state.profile}, {state.lifecycle.value}) → {out}")
+
+
+@card_app.command("new-sam")
+def card_new_sam(
+    out: Annotated[Path, typer.Option("--out", help="where to write the SAM image")],
+    passphrase: Passphrase = "",
+) -> None:
+    """Make a SAM image holding the demo level-1 keys (PIN 123456)."""
+    image.save(demo.demo_sam(), out, _sealer(passphrase))
+    console.print(f"SAM → {out}")
+
+
+@card_app.command("show")
+def card_show(
+    path: Annotated[Path, typer.Argument(help="card image")],
+    passphrase: Passphrase = "",
+) -> None:
+    """Read every file through the terminal SDK (demo SAM) and print every item decoded."""
+    try:
+        state = image.load(path, _sealer(passphrase))
+        terminal, _ = _terminal(state)
+        console.print(f"card {state.serial.hex().upper()} · {state.profile} · {state.lifecycle.value}")
+        print_tables(console, card_tables(terminal, terminal.profile))
+    except HealthCardError as exc:
+        raise _fail(exc) from None
+
+
+@card_app.command("apdu")
+def card_apdu(
+    path: Annotated[Path, typer.Argument(help="card image")],
+    apdus: Annotated[list[str], typer.Argument(help="C-APDUs in hex")],
+    passphrase: Passphrase = "",
+) -> None:
+    """Power the card, send raw APDUs in order, print each response; changes are saved."""
+    sealer = _sealer(passphrase)
+    try:
+        state = image.load(path, sealer)
+    except HealthCardError as exc:
+        raise _fail(exc) from None
+    changed = []
+    card = SamOS(state) if state.application == "sam" else CardOS(state, on_change=changed.append)
+    console.print(f"ATR {card.power_on().hex().upper()}")
+    for text in apdus:
+        try:
+            raw = bytes.fromhex(text.replace(" ", ""))
+        except ValueError:
+            console.print(f"[red]error:[/red] {text!r} is not hex")
+            raise typer.Exit(2) from None
+        response = card.process(raw)
+        sw = int.from_bytes(response[-2:], "big")
+        console.print(f"> {raw.hex().upper()}\n< {response[:-2].hex().upper()} {sw:04X}  ({describe(sw)})")
+    if changed:
+        image.save(state, path, sealer)
+
+
+@card_app.command("serve")
+def card_serve(
+    path: Annotated[Path, typer.Argument(help="card image")],
+    vpcd: Annotated[str, typer.Option(help="vpcd HOST:PORT of the user-card reader")] = "127.0.0.1:35963",
+    sam: Annotated[Path | None, typer.Option(help="also serve this SAM image")] = None,
+    sam_port: Annotated[int, typer.Option(help="vpcd port of the SAM reader")] = 35964,
+    passphrase: Passphrase = "",
+) -> None:
+    """Plug a card image into vsmartcard-vpcd: any PC/SC program then sees it as a real card.
+
+    Every change the card makes is saved to the image atomically."""
+    from healthcard.terminal.vpcd import VpcdBridge
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    sealer = _sealer(passphrase)
+    host, _, port = vpcd.rpartition(":")
+    try:
+        state = image.load(path, sealer)
+        sam_state = image.load(sam, sealer) if sam else None
+    except HealthCardError as exc:
+        raise _fail(exc) from None
+    bridges = [VpcdBridge(CardOS(state, on_change=lambda s: image.save(s, path, sealer)), host or "127.0.0.1", int(port))]
+    if sam_state is not None and sam is not None:
+        sam_path = sam
+        bridges.append(VpcdBridge(SamOS(sam_state, on_change=lambda s: image.save(s, sam_path, sealer)),
+                                  host or "127.0.0.1", sam_port))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threads = [b.start_in_thread() for b in bridges]
+    console.print(f"serving {path} on vpcd {vpcd}" + (f" and SAM {sam} on port {sam_port}" if sam else ""))
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    for b in bridges:
+        b.stop()
+    for t in threads:
+        t.join(timeout=5)
+
+
+@app.command("demo")
+def run_demo(
+    data_dir: Annotated[Path, typer.Option(envvar="HEALTHCARD_DATA_DIR", help="where the demo image goes")] = Path("data"),
+) -> None:
+    """The scripted terminal demo: issue a card, insert it, read every file, write a visit, read it back."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / "demo-card.img.json"
+        sealer = _sealer("")
+        console.rule("1. issue a card with demo keys (personalisation by APDU)")
+        state = demo.issue_demo_card()
+        image.save(state, path, sealer)
+        console.print(f"chip {state.serial.hex().upper()} · {state.profile} · {state.lifecycle.value} · image {path}")
+        console.rule("2. insert it into a terminal with a SAM and read every file")
+        state = image.load(path, sealer)
+        card = CardOS(state, on_change=lambda s: image.save(s, path, sealer))
+        transport = SimulatorTransport(card)
+        terminal = HealthCardTerminal(transport, SimulatorTransport(SamOS(demo.demo_sam())))
+        terminal.open()
+        print_tables(console, card_tables(terminal, terminal.profile))
+        console.rule("3. write an outpatient record")
+        record = OutpatientRecord(
+            institution_name="郑州大学第一附属医院", institution_code="41560001X", visit_time=dt.datetime(2026, 11, 23, 9, 30),
+            outpatient_no="MZ20261123001", department="呼吸内科", payment_method=Code("03", None),
+            diagnoses=[Diagnosis("咳嗽", "R05", dt.date(2026, 11, 23), "急性支气管炎", "J20.9")],
+            medications=[Medication("阿莫西林胶囊", "5", "每日3次", "g", "0.5", "01")],
+            fees=[Fee("挂号费", "1", 1000), Fee("西药费", "2", 3650)],
+        )
+        transport.trace.clear()
+        slot = terminal.write_outpatient_record(record)
+        console.print(f"written to ED{slot:02d} with {transport.trace.count} card APDUs (erase index, write, sign index)")
+        console.rule("4. read it back (a fresh power-up, from the saved image)")
+        terminal2, _ = _terminal(image.load(path, sealer))
+        console.print(outpatient_table(terminal2.read_outpatient(slot)))
+        console.print("[green]demo complete[/green]")
+    except HealthCardError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:  # pragma: no cover - console script shim
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    app()

@@ -1,0 +1,184 @@
+"""Fixtures for tests that go through a real pcscd with vsmartcard-vpcd.
+
+* ``pcsc`` (session): pcscd is up with both vpcd readers, running ``scripts/pcsc-up.sh`` if they
+  are missing.  When they cannot be had the tests FAIL under ``CI=true`` (never skip in CI) and
+  skip elsewhere.
+* ``vpcd``: a factory ``vpcd(card, port=35963) -> VpcdBridge`` serving a card to vpcd from a
+  thread; it returns once pcscd sees the card, and stops every bridge it made at teardown, even
+  when the test failed, so no bridge lingers and blocks the port for the next test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from healthcard.card.cos import CardOS
+from healthcard.terminal.vpcd import VpcdBridge
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts"
+#: vpcd port -> the reader pcscd shows for it
+READERS = {35963: "Virtual PCD 00 00", 35964: "Virtual PCD 00 01"}
+IN_CI = os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test, except in CI, where a missing PC/SC stack is a failure."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: PC/SC tests must run, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+class PcscEnv:
+    """pcscd as the tests see it: reader states, waiting, and the up/down scripts."""
+
+    readers = READERS
+    unavailable = staticmethod(unavailable)
+
+    @staticmethod
+    def reader_names() -> list[str] | None:
+        """The reader names, or None when pcscd does not answer."""
+        from smartcard import scard
+
+        hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if hresult != scard.SCARD_S_SUCCESS:
+            return None
+        try:
+            hresult, names = scard.SCardListReaders(context, [])
+            if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:
+                return []
+            return [str(name) for name in names] if hresult == scard.SCARD_S_SUCCESS else None
+        finally:
+            scard.SCardReleaseContext(context)
+
+    @staticmethod
+    def card_state(reader: str) -> tuple[bool, bytes]:
+        """(card present, its ATR) in ``reader`` now; (False, b"") if pcscd or the reader is absent."""
+        from smartcard import scard
+
+        hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if hresult != scard.SCARD_S_SUCCESS:
+            return False, b""
+        try:
+            hresult, states = scard.SCardGetStatusChange(context, 0, [(reader, scard.SCARD_STATE_UNAWARE)])
+            if hresult != scard.SCARD_S_SUCCESS:
+                return False, b""
+            _name, event, atr = states[0]
+            return bool(event & scard.SCARD_STATE_PRESENT), bytes(atr)
+        finally:
+            scard.SCardReleaseContext(context)
+
+    def wait_card(self, reader: str, atr: bytes | None = None, timeout: float = 10.0) -> bool:
+        """Wait until a card (with ``atr``, if given) is present in ``reader``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            present, seen = self.card_state(reader)
+            if present and (atr is None or seen == atr):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def wait_no_card(self, reader: str, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.card_state(reader)[0]:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def wait_readers(self, timeout: float = 5.0) -> list[str]:
+        """Wait for both vpcd readers; returns the ones still missing."""
+        deadline = time.monotonic() + timeout
+        while True:
+            names = self.reader_names() or []
+            missing = [r for r in READERS.values() if r not in names]
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(0.1)
+
+    @staticmethod
+    def script(name: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(SCRIPTS / name)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=ROOT,
+        )
+
+    def up(self) -> subprocess.CompletedProcess[str]:
+        return self.script("pcsc-up.sh")
+
+    def down(self) -> subprocess.CompletedProcess[str]:
+        return self.script("pcsc-down.sh", timeout=30.0)
+
+
+@pytest.fixture(scope="session")
+def pcsc() -> PcscEnv:
+    try:
+        import smartcard.scard  # noqa: F401
+    except ImportError:
+        unavailable("pyscard is not installed (pip install pyscard==2.3.1)")
+    env = PcscEnv()
+    if env.wait_readers(timeout=0.5):
+        try:
+            result = env.up()
+        except (OSError, subprocess.TimeoutExpired) as error:
+            unavailable(f"scripts/pcsc-up.sh could not run: {error}")
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).strip().splitlines()[-5:]
+            unavailable(f"scripts/pcsc-up.sh failed ({result.returncode}): {' | '.join(output)}")
+    missing = env.wait_readers(timeout=5.0)
+    if missing:
+        unavailable(f"PC/SC readers {missing} not found (pcscd readers: {env.reader_names()})")
+    return env
+
+
+BridgeFactory = Callable[..., VpcdBridge]
+
+
+@pytest.fixture
+def vpcd(pcsc: PcscEnv) -> Iterator[BridgeFactory]:
+    started: list[tuple[VpcdBridge, threading.Thread, str]] = []
+
+    def start(card: CardOS, port: int = 35963, timeout: float = 10.0) -> VpcdBridge:
+        reader = READERS[port]
+        if not pcsc.wait_no_card(reader, timeout=5.0):
+            pytest.fail(
+                f"{reader!r} already holds a card: another virtual card is connected to vpcd port "
+                f"{port} (a stale vicc?); stop it first",
+                pytrace=False,
+            )
+        bridge = VpcdBridge(card, port=port)
+        started.append((bridge, bridge.start_in_thread(), reader))
+        if not pcsc.wait_card(reader, card.state.atr, timeout):
+            pytest.fail(
+                f"pcscd did not see the bridged card in {reader!r} within {timeout:g} s "
+                f"(bridge connected: {bridge.connected})",
+                pytrace=False,
+            )
+        return bridge
+
+    try:
+        yield start
+    finally:
+        for bridge, _thread, _reader in started:
+            bridge.stop()
+        lingering = []
+        for bridge, thread, reader in started:
+            thread.join(timeout=5.0)
+            if thread.is_alive():
+                lingering.append(bridge)
+            pcsc.wait_no_card(reader, timeout=5.0)
+        if lingering:
+            pytest.fail(f"vpcd bridges did not stop: {lingering}", pytrace=False)
