@@ -43,7 +43,7 @@ check: $(TSTAMP)
 ## bench: swipe and throughput figures (see docs/benchmarks.md)
 bench: $(TSTAMP)
 	bash scripts/pcsc-up.sh
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench`` (``make bench``). Figures go to docs/benchmarks.md."""
