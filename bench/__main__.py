@@ -48,9 +48,12 @@ def wire_seconds(exchanges: list[Exchange]) -> float:
 
 def visit(n: int) -> OutpatientRecord:
     return OutpatientRecord(
-        institution_name="郑州大学第一附属医院", institution_code="41560001X",
-        visit_time=dt.datetime(2026, 1, 1, 9, 0) + dt.timedelta(days=n), outpatient_no=f"MZ{n:08d}",
-        department="呼吸内科", payment_method=Code("03", None),
+        institution_name="郑州大学第一附属医院",
+        institution_code="41560001X",
+        visit_time=dt.datetime(2026, 1, 1, 9, 0) + dt.timedelta(days=n),
+        outpatient_no=f"MZ{n:08d}",
+        department="呼吸内科",
+        payment_method=Code("03", None),
         diagnoses=[Diagnosis("咳嗽", "R05", dt.date(2026, 1, 1), "急性支气管炎", "J20.9")] * 3,
         medications=[Medication("阿莫西林胶囊", "5", "每日3次", "g", "0.5", "01")] * 3,
         fees=[Fee("西药费", "2", 3650 + n)] * 5,
@@ -94,9 +97,12 @@ def bench_swipe(repeats: int) -> dict[str, float]:
     swipe()
     card_ex, sam_ex = list(card_t.trace.exchanges), list(sam_t.trace.exchanges)
     out = {
-        "card_apdus": len(card_ex), "sam_apdus": len(sam_ex),
-        "card_bytes_out": sum(len(e.command) for e in card_ex), "card_bytes_in": sum(len(e.response) for e in card_ex),
-        "sam_bytes_out": sum(len(e.command) for e in sam_ex), "sam_bytes_in": sum(len(e.response) for e in sam_ex),
+        "card_apdus": len(card_ex),
+        "sam_apdus": len(sam_ex),
+        "card_bytes_out": sum(len(e.command) for e in card_ex),
+        "card_bytes_in": sum(len(e.response) for e in card_ex),
+        "sam_bytes_out": sum(len(e.command) for e in sam_ex),
+        "sam_bytes_in": sum(len(e.response) for e in sam_ex),
         "modelled_s": wire_seconds(card_ex) + wire_seconds(sam_ex),
     }
     card_t.trace.enabled = sam_t.trace.enabled = False
@@ -144,7 +150,7 @@ def bench_throughput(n_local: int, n_pcsc: int) -> dict[str, float | str]:
         out["local_pair_us_same_run"] = local * 1e6
         out["pcsc_pair_us"] = remote * 1e6
         transport.disconnect()
-    except Exception as exc:  # noqa: BLE001 - report, don't crash the other figures
+    except Exception as exc:
         out["pcsc"] = f"failed: {exc}"
     finally:
         bridge.stop()
@@ -193,8 +199,11 @@ def report(swipe: dict[str, float], tp: dict[str, float | str], command: str) ->
         same, remote = float(tp["local_pair_us_same_run"]), float(tp["pcsc_pair_us"])
         lines.append(f"| in-process, same moment as the PC/SC loop | {same:.1f} µs | {2e6 / same:,.0f} |")
         lines.append(f"| pyscard → pcscd → vpcd → bridge → CardOS | {remote:.1f} µs | {2e6 / remote:,.0f} |")
-        lines += ["", f"PC/SC through pcscd + vpcd costs **{remote / same:,.0f}×** the in-process card "
-                  "(loopback TCP, two process hops and vpcd's framing per APDU)."]
+        lines += [
+            "",
+            f"PC/SC through pcscd + vpcd costs **{remote / same:,.0f}×** the in-process card "
+            "(loopback TCP, two process hops and vpcd's framing per APDU).",
+        ]
     else:
         lines.append(f"| PC/SC | {tp.get('pcsc')} | |")
     return "\n".join(lines) + "\n"

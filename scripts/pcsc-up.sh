@@ -39,6 +39,8 @@ fi
 
 # 3. pcscd: running = pid file names a live, non-zombie pcscd.
 alive() { [[ -r /proc/$1/stat ]] && awk '$2=="(pcscd)" && $3!="Z"{ok=1} END{exit !ok}' "/proc/$1/stat"; }
+# while starting, our child may still be "setsid" before it execs pcscd: only ask that it lives
+exists() { [[ -r /proc/$1/stat ]] && awk '$3!="Z"{ok=1} END{exit !ok}' "/proc/$1/stat"; }
 listening() { grep -qiE ":$(printf '%04X' "$1") [0-9A-F:]+ 0A " /proc/net/tcp; }
 pid=$(tr -d '\0' 2>/dev/null <"$RUN_DIR/pcscd.pid" || true)
 if [[ -n $pid ]] && alive "$pid"; then
@@ -57,7 +59,7 @@ fi
 # 4. Wait for the client socket and both vpcd listening ports.
 for _ in $(seq 100); do
   [[ -S $RUN_DIR/pcscd.comm ]] && listening "${PORTS[0]}" && listening "${PORTS[1]}" && break
-  alive "$pid" || { log "pcscd exited:"; cat "$STATE_DIR/pcscd.log" 2>/dev/null; exit 1; }
+  exists "$pid" || { log "pcscd exited:"; cat "$STATE_DIR/pcscd.log" 2>/dev/null; exit 1; }
   sleep 0.1
 done
 for port in "${PORTS[@]}"; do

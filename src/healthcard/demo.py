@@ -40,22 +40,45 @@ def demo_contents(issue_date: dt.date = dt.date(2026, 11, 23)) -> CardContents:
     return CardContents(
         items={
             "DDF1/EF05": {
-                "card_category": "1", "spec_version": "V1.1", "issuer_name": "河南省卫生健康委员会",
-                "issuer_code": "41000000001", "issue_date": issue_date.strftime("%Y%m%d"),
-                "card_number": "41010219900307001X", "security_code": "000",
-                "issue_serial": "4101000001", "city_code": "410100",
+                "card_category": "1",
+                "spec_version": "V1.1",
+                "issuer_name": "河南省卫生健康委员会",
+                "issuer_code": "41000000001",
+                "issue_date": issue_date.strftime("%Y%m%d"),
+                "card_number": "41010219900307001X",
+                "security_code": "000",
+                "issue_serial": "4101000001",
+                "city_code": "410100",
             },
-            "DDF1/EF06": {"name": "张三", "sex": 1, "ethnicity": "01", "birth_date": "19900307",
-                          "citizen_id": "41010219900307001X"},
-            "DDF1/EF08": {"expiry_date": expiry.strftime("%Y%m%d"), "phone1": "13800138000",
-                          "payment_method1": "03"},
+            "DDF1/EF06": {
+                "name": "张三",
+                "sex": 1,
+                "ethnicity": "01",
+                "birth_date": "19900307",
+                "citizen_id": "41010219900307001X",
+            },
+            "DDF1/EF08": {
+                "expiry_date": expiry.strftime("%Y%m%d"),
+                "phone1": "13800138000",
+                "payment_method1": "03",
+            },
             "DF01/EF05": {"address_type1": "1", "address1": "河南省郑州市中原区建设路100号"},
             "DF01/EF06": {"contact_name1": "李四", "contact_relation1": "1", "contact_phone1": "13900139000"},
             "DF01/EF07": {"education": "20", "marital_status": "20", "occupation": "2"},
-            "DF01/EF08": {"id_type": "01", "id_number": "41010219900307001X",
-                          "health_record_number": "41010200100100001", "ncms_number": "410102000001"},
-            "DF02/EF05": {"abo": 1, "rh": "1", "asthma": 0, "heart_disease": 0, "diabetes": 1,
-                          "other_alert": "高血压"},
+            "DF01/EF08": {
+                "id_type": "01",
+                "id_number": "41010219900307001X",
+                "health_record_number": "41010200100100001",
+                "ncms_number": "410102000001",
+            },
+            "DF02/EF05": {
+                "abo": 1,
+                "rh": "1",
+                "asthma": 0,
+                "heart_disease": 0,
+                "diabetes": 1,
+                "other_alert": "高血压",
+            },
             "DF02/EF06": {"psychiatric": 0},
         },
         photo=tiny_jpeg(),
@@ -64,8 +87,9 @@ def demo_contents(issue_date: dt.date = dt.date(2026, 11, 23)) -> CardContents:
     )
 
 
-def issue_demo_card(serial: bytes = DEMO_SERIAL, contents: CardContents | None = None,
-                    profile: Profile = PROFILE_32K) -> CardState:
+def issue_demo_card(
+    serial: bytes = DEMO_SERIAL, contents: CardContents | None = None, profile: Profile = PROFILE_32K
+) -> CardState:
     """A blank chip personalised by APDUs with demo keys; returns its state (ISSUED)."""
     contents = contents or demo_contents()
     city = str(contents.value("DDF1", "EF05", "city_code") or "410100")

@@ -89,10 +89,10 @@ class FakeVpcd:
         return data
 
     def close(self) -> None:
+        self.server.close()  # first, so the bridge's reconnect is refused, not queued
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        self.server.close()
 
 
 @pytest.fixture
@@ -265,10 +265,11 @@ def test_bridge_survives_a_pcscd_restart(pcsc, vpcd) -> None:
             time.sleep(0.05)
         assert not bridge.connected, "the bridge should have seen vpcd close the connection"
     finally:
-        up = pcsc.up()
-    assert up.returncode == 0, up.stdout + up.stderr
+        up, output = pcsc.up()
+    assert up, output
     assert bridge.wait_connected(10), "the bridge did not reconnect to vpcd within 10 s"
-    assert bridge.connections == connections + 1
+    # at least one new connection (a dying pcscd may still accept one before it closes)
+    assert bridge.connections > connections
     assert pcsc.wait_card(USER_READER, card.state.atr, timeout=10)
     assert transport.connect() == card.state.atr  # the same transport, connected again
     try:

@@ -28,6 +28,8 @@ def historical_bytes(atr: bytes) -> bytes:
     i, y, tck = 2, t0 >> 4, False
     while True:
         i += bin(y).count("1")  # TAi, TBi, TCi, TDi present per bits of Y
+        if i > len(atr):
+            raise ValueError("ATR too short for its interface bytes")
         if not y & 0x8:
             break
         td = atr[i - 1]

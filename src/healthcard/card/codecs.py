@@ -52,7 +52,7 @@ def encode_cn(item: str, value: str, length: int) -> bytes:
 
 
 def decode_cn(raw: bytes) -> str:
-    out = []
+    out: list[str] = []
     for byte in raw:
         for nib in (byte >> 4, byte & 0x0F):
             if nib == 0xF:
@@ -90,6 +90,8 @@ def encode(item: str, coding: str, value: str | bytes | int, length: int) -> byt
                 value = bytes.fromhex(value)
             except ValueError:
                 raise EncodingError(item, "b items take bytes or hex text") from None
+        if not isinstance(value, bytes):
+            raise EncodingError(item, "b items take bytes, hex text or a one-byte integer")
         return encode_b(item, value, length)
     raise EncodingError(item, f"unknown coding {coding!r}")
 
@@ -107,6 +109,8 @@ def parse_date(item: str, digits: str) -> dt.date | None:
     """``YYYYMMDD`` → date; empty → None."""
     if not digits:
         return None
+    if len(digits) != 8 or not digits.isdigit():
+        raise EncodingError(item, f"{digits!r} is not a YYYYMMDD date")
     try:
         return dt.datetime.strptime(digits, "%Y%m%d").date()
     except ValueError:
@@ -117,6 +121,8 @@ def parse_datetime(item: str, digits: str) -> dt.datetime | None:
     """``YYYYMMDDhhmmss`` → naive local date-time; empty → None."""
     if not digits:
         return None
+    if len(digits) != 14 or not digits.isdigit():
+        raise EncodingError(item, f"{digits!r} is not a YYYYMMDDhhmmss date-time")
     try:
         return dt.datetime.strptime(digits, "%Y%m%d%H%M%S")
     except ValueError:

@@ -82,8 +82,12 @@ class CardOS:
     #: INS values allowed while BLOCKED (DECISIONS.md §5)
     ALLOWED_WHEN_BLOCKED = frozenset({0xA4, 0x84, 0x18})
 
-    def __init__(self, state: CardState, rng: Callable[[int], bytes] = secrets.token_bytes,
-                 on_change: Callable[[CardState], None] | None = None) -> None:
+    def __init__(
+        self,
+        state: CardState,
+        rng: Callable[[int], bytes] = secrets.token_bytes,
+        on_change: Callable[[CardState], None] | None = None,
+    ) -> None:
         self.state = state
         self.rng = rng
         self.on_change = on_change
@@ -326,8 +330,10 @@ class CardOS:
             raise Status(SW.WRONG_LENGTH)
         if cmd.p2 == 0x04 and cmd.p1 == 0:
             raise Status(SW.RECORD_NOT_FOUND)
-        if not ((cmd.p2 == 0x04 and ef.kind is not FileKind.CYCLIC)
-                or (cmd.p2 == 0x03 and cmd.p1 == 0 and ef.kind is FileKind.CYCLIC)):
+        if not (
+            (cmd.p2 == 0x04 and ef.kind is not FileKind.CYCLIC)
+            or (cmd.p2 == 0x03 and cmd.p1 == 0 and ef.kind is FileKind.CYCLIC)
+        ):
             raise Status(SW.INCORRECT_P1P2)
         self._check_access(ef.update)
         if cmd.p2 == 0x04:
@@ -353,7 +359,9 @@ class CardOS:
         self._changed()
         return b"", SW.OK
 
-    def _index_flag(self, cmd: CommandAPDU, condition_of: Callable[[EF], int], value: int) -> tuple[bytes, int]:
+    def _index_flag(
+        self, cmd: CommandAPDU, condition_of: Callable[[EF], int], value: int
+    ) -> tuple[bytes, int]:
         ef = self._current_ef()
         if ef.kind is not FileKind.LINEAR_FIXED:
             raise Status(SW.INCOMPATIBLE_FILE)
@@ -536,9 +544,16 @@ class CardOS:
                 raise Status(SW.WRONG_DATA)
             fill = 0xFF if file_kind is FileKind.LINEAR_FIXED else 0x00
             ef = EF.create(
-                fid, file_kind, read, update, erase, SMLevel(sm),
-                size=0 if fixed else param, record_length=reclen if fixed else 0,
-                record_count=param if fixed else 0, fill=fill,
+                fid,
+                file_kind,
+                read,
+                update,
+                erase,
+                SMLevel(sm),
+                size=0 if fixed else param,
+                record_length=reclen if fixed else 0,
+                record_count=param if fixed else 0,
+                fill=fill,
             )
             parent.add(ef)
         self._changed()

@@ -98,9 +98,19 @@ class EF:
     records: list[bytearray] = field(default_factory=list)  # records, [0] = record 1
 
     @classmethod
-    def create(cls, fid: int, kind: FileKind, read: int, update: int, erase: int = NEVER,
-               sm: SMLevel = SMLevel.NONE, size: int = 0, record_length: int = 0,
-               record_count: int = 0, fill: int = 0x00) -> EF:
+    def create(
+        cls,
+        fid: int,
+        kind: FileKind,
+        read: int,
+        update: int,
+        erase: int = NEVER,
+        sm: SMLevel = SMLevel.NONE,
+        size: int = 0,
+        record_length: int = 0,
+        record_count: int = 0,
+        fill: int = 0x00,
+    ) -> EF:
         ef = cls(fid, kind, read, update, erase, sm, size, record_length, record_count)
         if kind is FileKind.TRANSPARENT:
             ef.data = bytearray([fill]) * size
@@ -190,9 +200,15 @@ class EF:
     # --- image ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "fid": f"{self.fid:04X}", "kind": self.kind.name, "read": self.read,
-            "update": self.update, "erase": self.erase, "sm": int(self.sm), "size": self.size,
-            "record_length": self.record_length, "record_count": self.record_count,
+            "fid": f"{self.fid:04X}",
+            "kind": self.kind.name,
+            "read": self.read,
+            "update": self.update,
+            "erase": self.erase,
+            "sm": int(self.sm),
+            "size": self.size,
+            "record_length": self.record_length,
+            "record_count": self.record_count,
         }
         if self.kind is FileKind.TRANSPARENT:
             out["data"] = self.data.hex()
@@ -203,9 +219,16 @@ class EF:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EF:
         return cls(
-            fid=int(d["fid"], 16), kind=FileKind[d["kind"]], read=d["read"], update=d["update"],
-            erase=d["erase"], sm=SMLevel(d["sm"]), size=d["size"], record_length=d["record_length"],
-            record_count=d["record_count"], data=bytearray.fromhex(d.get("data", "")),
+            fid=int(d["fid"], 16),
+            kind=FileKind[d["kind"]],
+            read=d["read"],
+            update=d["update"],
+            erase=d["erase"],
+            sm=SMLevel(d["sm"]),
+            size=d["size"],
+            record_length=d["record_length"],
+            record_count=d["record_count"],
+            data=bytearray.fromhex(d.get("data", "")),
             records=[bytearray.fromhex(r) for r in d.get("records", [])],
         )
 
@@ -258,8 +281,12 @@ class DF:
     def to_dict(self) -> dict[str, Any]:
         """The public part (keys are sealed separately by :mod:`healthcard.card.image`)."""
         return {
-            "fid": f"{self.fid:04X}", "name": self.name.hex(), "fci_proprietary": self.fci_proprietary,
-            "children": [c.to_dict() | {"type": "DF" if isinstance(c, DF) else "EF"} for c in self.children.values()],
+            "fid": f"{self.fid:04X}",
+            "name": self.name.hex(),
+            "fci_proprietary": self.fci_proprietary,
+            "children": [
+                c.to_dict() | {"type": "DF" if isinstance(c, DF) else "EF"} for c in self.children.values()
+            ],
         }
 
     @classmethod

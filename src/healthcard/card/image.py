@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from healthcard.card.cos import CardState
-from healthcard.card.filesystem import DF, Key, KeyUse, LifeCycle
+from healthcard.card.filesystem import DF, Key, KeyUse, LifeCycle, Status
 from healthcard.errors import ImageError
 from healthcard.keys.primitives import Algorithm
 
@@ -55,8 +55,12 @@ class Sealer:
         enc.authenticate_additional_data(FORMAT.encode())
         ct = enc.update(plaintext) + enc.finalize()
         b64 = base64.b64encode
-        return {"alg": "SM4-GCM/scrypt", "salt": b64(salt).decode(), "nonce": b64(nonce).decode(),
-                "ciphertext": b64(ct + enc.tag).decode()}
+        return {
+            "alg": "SM4-GCM/scrypt",
+            "salt": b64(salt).decode(),
+            "nonce": b64(nonce).decode(),
+            "ciphertext": b64(ct + enc.tag).decode(),
+        }
 
     def unseal(self, box: dict[str, str]) -> bytes:
         try:
@@ -68,14 +72,25 @@ class Sealer:
             self.salt = salt
             return plain
         except (KeyError, ValueError, InvalidTag):
-            raise ImageError("the card image's keys cannot be opened (wrong passphrase or damaged file)") from None
+            raise ImageError(
+                "the card image's keys cannot be opened (wrong passphrase or damaged file)"
+            ) from None
 
 
 def _keys_of(mf: DF) -> list[dict[str, Any]]:
     return [
-        {"df": df.path(), "kid": k.kid, "use": int(k.use), "alg": int(k.algorithm), "version": k.version,
-         "value": k.value.hex(), "max_tries": k.max_tries, "tries_left": k.tries_left}
-        for df in mf.walk() for k in df.keys.values()
+        {
+            "df": df.path(),
+            "kid": k.kid,
+            "use": int(k.use),
+            "alg": int(k.algorithm),
+            "version": k.version,
+            "value": k.value.hex(),
+            "max_tries": k.max_tries,
+            "tries_left": k.tries_left,
+        }
+        for df in mf.walk()
+        for k in df.keys.values()
     ]
 
 
@@ -99,12 +114,24 @@ def from_dict(doc: dict[str, Any], sealer: Sealer) -> CardState:
         mf = DF.from_dict(doc["files"])
         by_path = {df.path(): df for df in mf.walk()}
         for k in json.loads(sealer.unseal(doc["keys"])):
-            key = Key(k["kid"], KeyUse(k["use"]), Algorithm(k["alg"]), k["version"], bytes.fromhex(k["value"]),
-                      k["max_tries"], k["tries_left"])
+            key = Key(
+                k["kid"],
+                KeyUse(k["use"]),
+                Algorithm(k["alg"]),
+                k["version"],
+                bytes.fromhex(k["value"]),
+                k["max_tries"],
+                k["tries_left"],
+            )
             by_path[k["df"]].keys[(k["use"], k["kid"])] = key
-        return CardState(serial=bytes.fromhex(doc["serial"]), mf=mf, lifecycle=LifeCycle(doc["lifecycle"]),
-                         application=doc["application"], profile=doc["profile"])
-    except (KeyError, ValueError, TypeError) as exc:
+        return CardState(
+            serial=bytes.fromhex(doc["serial"]),
+            mf=mf,
+            lifecycle=LifeCycle(doc["lifecycle"]),
+            application=doc["application"],
+            profile=doc["profile"],
+        )
+    except (KeyError, ValueError, TypeError, Status) as exc:
         raise ImageError(f"damaged card image: {type(exc).__name__}") from None
 
 

@@ -75,7 +75,7 @@ def photo_file(photo: bytes, capacity: int = 3074) -> bytes:
         raise InvalidValue("DDF1/EF07/photo", f"{len(photo)} bytes, the card holds at most {capacity - 4}")
     if photo and not photo.startswith(b"\xff\xd8"):
         raise InvalidValue("DDF1/EF07/photo", "not a JPEG (no FF D8 start-of-image marker)")
-    return len(photo).to_bytes(2, "big") + photo if photo else b""
+    return len(photo).to_bytes(2, "big") + photo  # an empty photo is a zero length field
 
 
 def cyclic_record(items: Sequence[Item], values: Sequence[Value], length: int) -> bytes:
@@ -90,8 +90,12 @@ def create_file_data(spec: EFSpec) -> bytes:
     """CREATE FILE data of an EF (docs/card.md)."""
     fixed = spec.kind in (FileKind.LINEAR_FIXED, FileKind.CYCLIC)
     param = spec.record_count if fixed else spec.size
-    return (bytes([spec.kind]) + spec.fid.to_bytes(2, "big") + param.to_bytes(2, "big")
-            + bytes([spec.record_length, spec.read, spec.update, spec.erase, int(spec.sm)]))
+    return (
+        bytes([spec.kind])
+        + spec.fid.to_bytes(2, "big")
+        + param.to_bytes(2, "big")
+        + bytes([spec.record_length, spec.read, spec.update, spec.erase, int(spec.sm)])
+    )
 
 
 def create_df_data(fid: int, name: bytes) -> bytes:
@@ -105,8 +109,9 @@ def key_record(kid: int, use: KeyUse, algorithm: Algorithm, version: int, tries:
 class Personaliser:
     """Personalises one blank chip through ``transmit``."""
 
-    def __init__(self, transmit: Callable[[bytes], bytes], transport_key: bytes,
-                 algorithm: Algorithm = Algorithm.SM4) -> None:
+    def __init__(
+        self, transmit: Callable[[bytes], bytes], transport_key: bytes, algorithm: Algorithm = Algorithm.SM4
+    ) -> None:
         self._transmit = transmit
         self._transport_key = transport_key
         self.algorithm = algorithm
@@ -141,7 +146,10 @@ class Personaliser:
         for spec in profile.files():
             key = f"{spec.df}/{spec.name}"
             if spec.kind is FileKind.TLV_RECORD:
-                plan[key] = [tlv(i, contents.value(spec.df, spec.name, i.name)) for i in profile.items(spec.df, spec.name)]
+                plan[key] = [
+                    tlv(i, contents.value(spec.df, spec.name, i.name))
+                    for i in profile.items(spec.df, spec.name)
+                ]
             elif spec.kind is FileKind.CYCLIC:
                 rows = contents.allergies if spec.name == "EF07" else contents.immunizations
                 if len(rows) > spec.record_count:

@@ -101,8 +101,9 @@ class Profile:
             return sum(i.length + 2 for i in self.items(df, ef))
 
         def t(df: str, ef: str, read: int, update: int, sm: SMLevel, title: str) -> EFSpec:
-            return EFSpec(df, ef, int(ef[2:], 16) | 0xEF00, tlv, read, update, sm=sm,
-                          size=capacity(df, ef), title=title)
+            return EFSpec(
+                df, ef, int(ef[2:], 16) | 0xEF00, tlv, read, update, sm=sm, size=capacity(df, ef), title=title
+            )
 
         em = SMLevel.ENC_MAC
         out = [
@@ -116,19 +117,83 @@ class Profile:
             t("DF01", "EF08", RK, UK1, em, "证件记录信息"),
             t("DF02", "EF05", RK, UK1, em, "临床基本数据(医学警示)"),
             t("DF02", "EF06", RK, UK2, em, "特殊信息数据"),
-            EFSpec("DF02", "EF07", 0xEF07, FileKind.CYCLIC, RK, UK3, sm=em, record_length=120,
-                   record_count=3, title="过敏基本数据"),
-            EFSpec("DF02", "EF08", 0xEF08, FileKind.CYCLIC, RK, UK3, sm=em, record_length=24,
-                   record_count=10, title="免疫基本数据"),
-            EFSpec("DF03", "EF05", 0xEF05, FileKind.LINEAR_FIXED, RK, UK1, erase=UK2, sm=SMLevel.MAC,
-                   record_length=1, record_count=self.visits_in, title="住院信息索引"),
-            EFSpec("DF03", "EF06", 0xEF06, FileKind.LINEAR_FIXED, RK, UK1, erase=UK2, sm=SMLevel.MAC,
-                   record_length=1, record_count=self.visits_out, title="门诊信息索引"),
+            EFSpec(
+                "DF02",
+                "EF07",
+                0xEF07,
+                FileKind.CYCLIC,
+                RK,
+                UK3,
+                sm=em,
+                record_length=120,
+                record_count=3,
+                title="过敏基本数据",
+            ),
+            EFSpec(
+                "DF02",
+                "EF08",
+                0xEF08,
+                FileKind.CYCLIC,
+                RK,
+                UK3,
+                sm=em,
+                record_length=24,
+                record_count=10,
+                title="免疫基本数据",
+            ),
+            EFSpec(
+                "DF03",
+                "EF05",
+                0xEF05,
+                FileKind.LINEAR_FIXED,
+                RK,
+                UK1,
+                erase=UK2,
+                sm=SMLevel.MAC,
+                record_length=1,
+                record_count=self.visits_in,
+                title="住院信息索引",
+            ),
+            EFSpec(
+                "DF03",
+                "EF06",
+                0xEF06,
+                FileKind.LINEAR_FIXED,
+                RK,
+                UK1,
+                erase=UK2,
+                sm=SMLevel.MAC,
+                record_length=1,
+                record_count=self.visits_out,
+                title="门诊信息索引",
+            ),
         ]
-        out += [EFSpec("DF03", f"EE{n:02d}", 0xEE00 | n, FileKind.TRANSPARENT, RK, UK1, size=self.ee_size,
-                       title=f"住院信息{n}") for n in range(1, self.visits_in + 1)]
-        out += [EFSpec("DF03", f"ED{n:02d}", 0xED00 | n, FileKind.TRANSPARENT, RK, UK1, size=self.ed_size,
-                       title=f"门诊信息{n}") for n in range(1, self.visits_out + 1)]
+        out += [
+            EFSpec(
+                "DF03",
+                f"EE{n:02d}",
+                0xEE00 | n,
+                FileKind.TRANSPARENT,
+                RK,
+                UK1,
+                size=self.ee_size,
+                title=f"住院信息{n}",
+            )
+            for n in range(1, self.visits_in + 1)
+        ]
+        out += [
+            EFSpec(
+                "DF03",
+                f"ED{n:02d}",
+                0xED00 | n,
+                FileKind.TRANSPARENT,
+                RK,
+                UK1,
+                size=self.ed_size,
+                title=f"门诊信息{n}",
+            )
+            for n in range(1, self.visits_out + 1)
+        ]
         return out
 
     def file(self, df: str, name: str) -> EFSpec:
@@ -151,14 +216,21 @@ def tlv_items() -> tuple[Item, ...]:
     items = []
     for r in _rows("tlv_items.csv"):
         at_offset = r["tag"].startswith("@")
-        items.append(Item(
-            df=r["df"], ef=r["ef"], name=r["name_en"], name_cn=r["name_cn"], param=r["param"],
-            length=int(r["length"]), coding=r["coding"],
-            tag=None if at_offset else int(r["tag"], 16),
-            record=int(r["record"]),
-            offset=int(r["tag"][1:]) if at_offset else None,
-            valueset=r["valueset"] or None,
-        ))
+        items.append(
+            Item(
+                df=r["df"],
+                ef=r["ef"],
+                name=r["name_en"],
+                name_cn=r["name_cn"],
+                param=r["param"],
+                length=int(r["length"]),
+                coding=r["coding"],
+                tag=None if at_offset else int(r["tag"], 16),
+                record=int(r["record"]),
+                offset=int(r["tag"][1:]) if at_offset else None,
+                valueset=r["valueset"] or None,
+            )
+        )
     return tuple(items)
 
 
@@ -171,9 +243,19 @@ def visit_items(kind: str) -> tuple[Item, ...]:
     """The items of the EE (inpatient, ``kind="EE"``) or ED (outpatient, ``"ED"``) files."""
     prefix = {"EE": "EE01-EE03", "ED": "ED01-ED05"}[kind]
     return tuple(
-        Item(df="DF03", ef=kind, name=_visit_name(r["tag"]), name_cn=r["name_cn"], param=r["tag"],
-             length=int(r["length"]), coding=r["coding"], offset=int(r["offset"]), item_id=int(r["item_id"]))
-        for r in _rows("ee_ed_layout.csv") if r["file"] == prefix
+        Item(
+            df="DF03",
+            ef=kind,
+            name=_visit_name(r["tag"]),
+            name_cn=r["name_cn"],
+            param=r["tag"],
+            length=int(r["length"]),
+            coding=r["coding"],
+            offset=int(r["offset"]),
+            item_id=int(r["item_id"]),
+        )
+        for r in _rows("ee_ed_layout.csv")
+        if r["file"] == prefix
     )
 
 

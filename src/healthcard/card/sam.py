@@ -26,16 +26,22 @@ SAM_PIN_KID = 0x00
 class SamOS(CardOS):
     """A SAM: the user card's COS plus the PSAM commands."""
 
-    def __init__(self, state: CardState, rng: Callable[[int], bytes] = secrets.token_bytes,
-                 on_change: Callable[[CardState], None] | None = None) -> None:
+    def __init__(
+        self,
+        state: CardState,
+        rng: Callable[[int], bytes] = secrets.token_bytes,
+        on_change: Callable[[CardState], None] | None = None,
+    ) -> None:
         super().__init__(state, rng, on_change)
         self.loaded: tuple[Algorithm, bytes] | None = None
-        self.commands.update({
-            0x20: (frozenset({0x00}), self.verify_sam_pin),
-            0x5E: (frozenset({0x80}), self.change_sam_pin),
-            0xDE: (frozenset({0x80}), self.load_session_key),
-            0xFA: (frozenset({0x80}), self.cipher),
-        })
+        self.commands.update(
+            {
+                0x20: (frozenset({0x00}), self.verify_sam_pin),
+                0x5E: (frozenset({0x80}), self.change_sam_pin),
+                0xDE: (frozenset({0x80}), self.load_session_key),
+                0xFA: (frozenset({0x80}), self.cipher),
+            }
+        )
 
     def power_on(self) -> bytes:
         self.loaded = None
@@ -160,7 +166,9 @@ def build_sam(
     app = DF(SAM_DF01, SAM_APP_NAME)
     mf.add(app)
     app_info = EF.create(0x001A, FileKind.TRANSPARENT, FREE, NEVER, size=25)
-    app_info.data[:] = bytes([0x01]) + bytes(8) + bytes(8) + bytes.fromhex("20260101") + bytes.fromhex("20361231")
+    app_info.data[:] = (
+        bytes([0x01]) + bytes(8) + bytes(8) + bytes.fromhex("20260101") + bytes.fromhex("20361231")
+    )
     app.add(app_info)
     for fid, size, content in ((0x001B, 180, issuer_certificate), (0x001C, 190, sam_certificate)):
         ef = EF.create(fid, FileKind.TRANSPARENT, FREE, NEVER, size=size)

@@ -53,10 +53,9 @@ class SW(enum.IntEnum):
 
 def describe(sw: int) -> str:
     """A phrase for any status word, including the counted ones (61xx, 63Cx, 6Cxx)."""
-    try:
-        return SW(sw).phrase
-    except ValueError:
-        pass
+    known = SW._value2member_map_.get(sw)
+    if isinstance(known, SW):
+        return known.phrase
     sw1, sw2 = sw >> 8, sw & 0xFF
     if sw1 == 0x61:
         return f"{sw2} response bytes still available (GET RESPONSE)"

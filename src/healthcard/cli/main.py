@@ -23,7 +23,7 @@ from healthcard import demo
 from healthcard.card import image
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.personalise import CardContents
-from healthcard.card.profile import PROFILES, PROFILE_32K
+from healthcard.card.profile import PROFILE_32K, PROFILES
 from healthcard.card.sam import SamOS
 from healthcard.card.sw import describe
 from healthcard.cli.render import card_tables, outpatient_table, print_tables
@@ -33,12 +33,20 @@ from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import SimulatorTransport
 
 app = typer.Typer(help="HealthCard — the national resident health card (居民健康卡).", no_args_is_help=True)
-card_app = typer.Typer(help="Simulated cards: make, show, talk to, and serve them to PC/SC.", no_args_is_help=True)
+card_app = typer.Typer(
+    help="Simulated cards: make, show, talk to, and serve them to PC/SC.", no_args_is_help=True
+)
 app.add_typer(card_app, name="card")
 console = Console()
 
-Passphrase = Annotated[str, typer.Option(envvar="HEALTHCARD_IMAGE_PASSPHRASE", show_default=False,
-                                         help="passphrase that seals the keys in card images")]
+Passphrase = Annotated[
+    str,
+    typer.Option(
+        envvar="HEALTHCARD_IMAGE_PASSPHRASE",
+        show_default=False,
+        help="passphrase that seals the keys in card images",
+    ),
+]
 
 
 def _fail(exc: HealthCardError) -> typer.Exit:
@@ -66,7 +74,9 @@ def _contents(holder: Path | None) -> CardContents:
     return contents
 
 
-def _terminal(state: CardState, sam_state: CardState | None = None) -> tuple[HealthCardTerminal, SimulatorTransport]:
+def _terminal(
+    state: CardState, sam_state: CardState | None = None
+) -> tuple[HealthCardTerminal, SimulatorTransport]:
     card = SimulatorTransport(CardOS(state))
     sam = SimulatorTransport(SamOS(sam_state or demo.demo_sam()))
     terminal = HealthCardTerminal(card, sam, profile=PROFILES.get(state.profile, PROFILE_32K))
@@ -77,7 +87,9 @@ def _terminal(state: CardState, sam_state: CardState | None = None) -> tuple[Hea
 @card_app.command("new")
 def card_new(
     out: Annotated[Path, typer.Option("--out", help="where to write the card image")],
-    holder: Annotated[Path | None, typer.Option(help='JSON: {"items": {"DDF1/EF06": {"name": …}}, "allergies": […]}')] = None,
+    holder: Annotated[
+        Path | None, typer.Option(help='JSON: {"items": {"DDF1/EF06": {"name": …}}, "allergies": […]}')
+    ] = None,
     serial: Annotated[str, typer.Option(help="8-byte chip serial, hex")] = demo.DEMO_SERIAL.hex().upper(),
     profile: Annotated[str, typer.Option(help=f"one of {', '.join(PROFILES)}")] = PROFILE_32K.id,
     passphrase: Passphrase = "",
@@ -167,11 +179,20 @@ def card_serve(
         sam_state = image.load(sam, sealer) if sam else None
     except HealthCardError as exc:
         raise _fail(exc) from None
-    bridges = [VpcdBridge(CardOS(state, on_change=lambda s: image.save(s, path, sealer)), host or "127.0.0.1", int(port))]
+    bridges = [
+        VpcdBridge(
+            CardOS(state, on_change=lambda s: image.save(s, path, sealer)), host or "127.0.0.1", int(port)
+        )
+    ]
     if sam_state is not None and sam is not None:
         sam_path = sam
-        bridges.append(VpcdBridge(SamOS(sam_state, on_change=lambda s: image.save(s, sam_path, sealer)),
-                                  host or "127.0.0.1", sam_port))
+        bridges.append(
+            VpcdBridge(
+                SamOS(sam_state, on_change=lambda s: image.save(s, sam_path, sealer)),
+                host or "127.0.0.1",
+                sam_port,
+            )
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threads = [b.start_in_thread() for b in bridges]
@@ -189,7 +210,9 @@ def card_serve(
 
 @app.command("demo")
 def run_demo(
-    data_dir: Annotated[Path, typer.Option(envvar="HEALTHCARD_DATA_DIR", help="where the demo image goes")] = Path("data"),
+    data_dir: Annotated[
+        Path, typer.Option(envvar="HEALTHCARD_DATA_DIR", help="where the demo image goes")
+    ] = Path("data"),
 ) -> None:
     """The scripted terminal demo: issue a card, insert it, read every file, write a visit, read it back."""
     try:
@@ -199,7 +222,9 @@ def run_demo(
         console.rule("1. issue a card with demo keys (personalisation by APDU)")
         state = demo.issue_demo_card()
         image.save(state, path, sealer)
-        console.print(f"chip {state.serial.hex().upper()} · {state.profile} · {state.lifecycle.value} · image {path}")
+        console.print(
+            f"chip {state.serial.hex().upper()} · {state.profile} · {state.lifecycle.value} · image {path}"
+        )
         console.rule("2. insert it into a terminal with a SAM and read every file")
         state = image.load(path, sealer)
         card = CardOS(state, on_change=lambda s: image.save(s, path, sealer))
@@ -209,15 +234,21 @@ def run_demo(
         print_tables(console, card_tables(terminal, terminal.profile))
         console.rule("3. write an outpatient record")
         record = OutpatientRecord(
-            institution_name="郑州大学第一附属医院", institution_code="41560001X", visit_time=dt.datetime(2026, 11, 23, 9, 30),
-            outpatient_no="MZ20261123001", department="呼吸内科", payment_method=Code("03", None),
+            institution_name="郑州大学第一附属医院",
+            institution_code="41560001X",
+            visit_time=dt.datetime(2026, 11, 23, 9, 30),
+            outpatient_no="MZ20261123001",
+            department="呼吸内科",
+            payment_method=Code("03", None),
             diagnoses=[Diagnosis("咳嗽", "R05", dt.date(2026, 11, 23), "急性支气管炎", "J20.9")],
             medications=[Medication("阿莫西林胶囊", "5", "每日3次", "g", "0.5", "01")],
             fees=[Fee("挂号费", "1", 1000), Fee("西药费", "2", 3650)],
         )
         transport.trace.clear()
         slot = terminal.write_outpatient_record(record)
-        console.print(f"written to ED{slot:02d} with {transport.trace.count} card APDUs (erase index, write, sign index)")
+        console.print(
+            f"written to ED{slot:02d} with {transport.trace.count} card APDUs (erase index, write, sign index)"
+        )
         console.rule("4. read it back (a fresh power-up, from the saved image)")
         terminal2, _ = _terminal(image.load(path, sealer))
         console.print(outpatient_table(terminal2.read_outpatient(slot)))

@@ -11,9 +11,15 @@ from healthcard.terminal.records import OutpatientRecord
 from healthcard.terminal.sdk import HealthCardTerminal
 
 TLV_FILES = [
-    ("DDF1", "EF05"), ("DDF1", "EF06"), ("DDF1", "EF08"),
-    ("DF01", "EF05"), ("DF01", "EF06"), ("DF01", "EF07"), ("DF01", "EF08"),
-    ("DF02", "EF05"), ("DF02", "EF06"),
+    ("DDF1", "EF05"),
+    ("DDF1", "EF06"),
+    ("DDF1", "EF08"),
+    ("DF01", "EF05"),
+    ("DF01", "EF06"),
+    ("DF01", "EF07"),
+    ("DF01", "EF08"),
+    ("DF02", "EF05"),
+    ("DF02", "EF06"),
 ]
 
 
@@ -33,8 +39,13 @@ def card_tables(terminal: HealthCardTerminal, profile: Profile) -> list[Table]:
         for item in profile.items(df, ef):
             value = values.get(item.name, "")
             mean = meaning(item.valueset, value) if item.valueset and value else None
-            table.add_row(f"{item.tag:02X}" if item.tag is not None else "", item.name, item.name_cn,
-                          _shorten(value), mean or "")
+            table.add_row(
+                f"{item.tag:02X}" if item.tag is not None else "",
+                item.name,
+                item.name_cn,
+                _shorten(value),
+                mean or "",
+            )
         tables.append(table)
     photo = terminal.read_photo()
     t = Table(title="DDF1/EF07 照片", title_justify="left")

@@ -36,8 +36,9 @@ def derive_card_keys(
 ) -> dict[str, bytes]:
     """Every key of the card's key table, by key name, for the chip ``serial``."""
     return {
-        s.name: card_key(masters[s.sam_index], serial,
-                         province if s.depth is Depth.PROVINCE_CARD else None, algorithm)
+        s.name: card_key(
+            masters[s.sam_index], serial, province if s.depth is Depth.PROVINCE_CARD else None, algorithm
+        )
         for s in KEY_TABLE
         if s.sam_index is not None
     }

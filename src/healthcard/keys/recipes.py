@@ -109,10 +109,10 @@ def sm_wrap(ks: bytes, header: bytes, payload: bytes, algorithm: Algorithm = Alg
 
     ``header`` is ``CLA INS P1 P2`` of the command; Lc (ciphertext + 4) is computed here and
     covered by the MAC."""
-    if len(payload) > 255:
-        raise ValueError("payload too long for one secure-messaging block")
-    ciphertext = ecb_encrypt(algorithm, ks, pad(bytes([len(payload)]) + payload, algorithm.block_size))
+    ciphertext = ecb_encrypt(algorithm, ks, pad(bytes([len(payload) & 0xFF]) + payload, algorithm.block_size))
     lc = len(ciphertext) + 4
+    if len(payload) > 255 or lc > 255:
+        raise ValueError("payload too long for one secure-messaging block")
     return ciphertext + mac(ks, header + bytes([lc]) + ciphertext, algorithm)
 
 
@@ -121,7 +121,7 @@ def sm_unwrap(ks: bytes, header: bytes, body: bytes, algorithm: Algorithm = Algo
 
     Raises an opaque :class:`CryptoError` for a wrong MAC, padding or length."""
     block = algorithm.block_size
-    if len(body) < block + 4 or (len(body) - 4) % block:
+    if len(body) < block + 4 or (len(body) - 4) % block or len(body) > 255:
         raise CryptoError("secure-messaging body has a wrong length")
     ciphertext, received = body[:-4], body[-4:]
     verify_mac(ks, header + bytes([len(body)]) + ciphertext, received, algorithm)
@@ -135,12 +135,14 @@ def sm_mac_body(ks: bytes, header: bytes, data: bytes = b"", algorithm: Algorith
     """A MAC-only secure-messaging body: ``data ‖ MAC4`` where the MAC covers
     ``CLA INS P1 P2 Lc ‖ data`` (used by WRITE/ERASE RECORD of the DF03 index files)."""
     lc = len(data) + 4
+    if lc > 255:
+        raise ValueError("data too long for one secure-messaging block")
     return data + mac(ks, header + bytes([lc]) + data, algorithm)
 
 
 def sm_check_mac(ks: bytes, header: bytes, body: bytes, algorithm: Algorithm = Algorithm.SM4) -> bytes:
     """Check a body made by :func:`sm_mac_body`; returns its data."""
-    if len(body) < 4:
+    if not 4 <= len(body) <= 255:
         raise CryptoError("secure-messaging body has a wrong length")
     verify_mac(ks, header + bytes([len(body)]) + body[:-4], body[-4:], algorithm)
     return body[:-4]

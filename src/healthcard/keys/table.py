@@ -40,7 +40,16 @@ class KeySpec:
     sdk_id: int | None  # key id of the national SDK (RK_DDF1 = 0 … UK_DF03_2 = 14)
 
 
-def _k(name: str, df: str, kid: int, use: KeyUse, depth: Depth, index: int | None, p1: int | None, sdk: int | None) -> KeySpec:
+def _k(
+    name: str,
+    df: str,
+    kid: int,
+    use: KeyUse,
+    depth: Depth,
+    index: int | None,
+    p1: int | None,
+    sdk: int | None,
+) -> KeySpec:
     return KeySpec(name, df, kid, use, depth, index, p1, sdk)
 
 

@@ -54,8 +54,20 @@ from healthcard.terminal.records import (
 )
 from healthcard.terminal.transport import Transport
 
-ALERT_FLAGS = ("asthma", "heart_disease", "cerebrovascular", "epilepsy", "coagulation_disorder", "diabetes",
-               "glaucoma", "dialysis", "organ_transplant", "organ_loss", "prosthesis", "pacemaker")
+ALERT_FLAGS = (
+    "asthma",
+    "heart_disease",
+    "cerebrovascular",
+    "epilepsy",
+    "coagulation_disorder",
+    "diabetes",
+    "glaucoma",
+    "dialysis",
+    "organ_transplant",
+    "organ_loss",
+    "prosthesis",
+    "pacemaker",
+)
 
 
 def _key_for(df: str, kid: int) -> KeySpec:
@@ -73,8 +85,14 @@ def _flag_byte(value: bool | None) -> int:
 class HealthCardTerminal:
     """A reader with a user-card slot and a SAM slot."""
 
-    def __init__(self, card: Transport, sam: Transport, sam_pin: str = "123456",
-                 profile: Profile = PROFILE_32K, extended: bool = True) -> None:
+    def __init__(
+        self,
+        card: Transport,
+        sam: Transport,
+        sam_pin: str = "123456",
+        profile: Profile = PROFILE_32K,
+        extended: bool = True,
+    ) -> None:
         self.card = card
         self.sam = sam
         self.sam_pin = sam_pin
@@ -173,10 +191,14 @@ class HealthCardTerminal:
         self._load(stk, challenge)
         ciphertext = b""
         if payload is not None:
-            ciphertext = self._sam(CommandAPDU(0x80, 0xFA, 0, 0, recipes.pad(bytes([len(payload)]) + payload)))
+            ciphertext = self._sam(
+                CommandAPDU(0x80, 0xFA, 0, 0, recipes.pad(bytes([len(payload)]) + payload))
+            )
             self._load(stk, challenge)  # the SDK loads the key again before the MAC
         lc = len(ciphertext) + 4
-        mac = self._sam(CommandAPDU(0x80, 0xFA, 0x05, 0x00, bytes(16) + recipes.pad(header + bytes([lc]) + ciphertext)))
+        mac = self._sam(
+            CommandAPDU(0x80, 0xFA, 0x05, 0x00, bytes(16) + recipes.pad(header + bytes([lc]) + ciphertext))
+        )
         return ciphertext + mac[:4]
 
     # --- generic file access ---------------------------------------------------------------
@@ -255,8 +277,12 @@ class HealthCardTerminal:
             rec = raw[i : i + spec.record_length]
             if not any(rec) or set(rec) == {0xFF}:
                 continue
-            rows.append({it.name: codecs.decode(it.coding, rec[it.offset or 0 : (it.offset or 0) + it.length])
-                         for it in self.profile.items(df, ef)})
+            rows.append(
+                {
+                    it.name: codecs.decode(it.coding, rec[it.offset or 0 : (it.offset or 0) + it.length])
+                    for it in self.profile.items(df, ef)
+                }
+            )
         return rows
 
     def _write_cyclic(self, df: str, ef: str, values: Sequence[Value]) -> None:
@@ -271,18 +297,22 @@ class HealthCardTerminal:
         v = self.read_items("DDF1", "EF05")
         return IssuerInfo(
             card_category=Code.of("card_category", v.get("card_category", "")),
-            spec_version=v.get("spec_version", ""), issuer_name=v.get("issuer_name", ""),
+            spec_version=v.get("spec_version", ""),
+            issuer_name=v.get("issuer_name", ""),
             issuer_code=v.get("issuer_code", ""),
             issuer_certificate=bytes.fromhex(v.get("issuer_certificate", "")),
             issue_date=codecs.parse_date("issue_date", v.get("issue_date", "")),
-            card_number=v.get("card_number", ""), security_code=v.get("security_code", ""),
-            issue_serial=v.get("issue_serial", ""), city_code=v.get("city_code", ""),
+            card_number=v.get("card_number", ""),
+            security_code=v.get("security_code", ""),
+            issue_serial=v.get("issue_serial", ""),
+            city_code=v.get("city_code", ""),
         )
 
     def read_holder(self) -> Holder:
         v = self.read_items("DDF1", "EF06")
         return Holder(
-            name=v.get("name", ""), sex=Code.of("sex", v.get("sex", "")),
+            name=v.get("name", ""),
+            sex=Code.of("sex", v.get("sex", "")),
             ethnicity=Code.of("ethnicity", v.get("ethnicity", "")),
             birth_date=codecs.parse_date("birth_date", v.get("birth_date", "")),
             citizen_id=v.get("citizen_id", ""),
@@ -294,7 +324,9 @@ class HealthCardTerminal:
         if length == 0:
             return b""
         if length + 2 > 3072 + 2:
-            raise InvalidValue("DDF1/EF07/photo", f"length field says {length} bytes, more than the file holds")
+            raise InvalidValue(
+                "DDF1/EF07/photo", f"length field says {length} bytes, more than the file holds"
+            )
         return self._read_binary(2, length)
 
     def read_validity(self) -> CardValidity:
@@ -302,28 +334,47 @@ class HealthCardTerminal:
         return CardValidity(
             expiry_date=codecs.parse_date("expiry_date", v.get("expiry_date", "")),
             phones=[p for p in (v.get("phone1", ""), v.get("phone2", "")) if p],
-            payment_methods=[c for n in (1, 2, 3) if (c := Code.of("payment_method", v.get(f"payment_method{n}", "")))],
+            payment_methods=[
+                c for n in (1, 2, 3) if (c := Code.of("payment_method", v.get(f"payment_method{n}", "")))
+            ],
         )
 
     def read_addresses(self) -> list[Address]:
         v = self.read_items("DF01", "EF05")
-        return [Address(Code.of("address_type", v.get(f"address_type{n}", "")), v.get(f"address{n}", ""))
-                for n in (1, 2) if v.get(f"address{n}")]
+        return [
+            Address(Code.of("address_type", v.get(f"address_type{n}", "")), v.get(f"address{n}", ""))
+            for n in (1, 2)
+            if v.get(f"address{n}")
+        ]
 
     def read_contacts(self) -> list[Contact]:
         v = self.read_items("DF01", "EF06")
-        return [Contact(v.get(f"contact_name{n}", ""), Code.of("relation", v.get(f"contact_relation{n}", "")),
-                        v.get(f"contact_phone{n}", "")) for n in (1, 2, 3) if v.get(f"contact_name{n}")]
+        return [
+            Contact(
+                v.get(f"contact_name{n}", ""),
+                Code.of("relation", v.get(f"contact_relation{n}", "")),
+                v.get(f"contact_phone{n}", ""),
+            )
+            for n in (1, 2, 3)
+            if v.get(f"contact_name{n}")
+        ]
 
     def read_occupation(self) -> Occupation:
         v = self.read_items("DF01", "EF07")
-        return Occupation(Code.of("education", v.get("education", "")),
-                          Code.of("marital_status", v.get("marital_status", "")), v.get("occupation", ""))
+        return Occupation(
+            Code.of("education", v.get("education", "")),
+            Code.of("marital_status", v.get("marital_status", "")),
+            v.get("occupation", ""),
+        )
 
     def read_documents(self) -> Documents:
         v = self.read_items("DF01", "EF08")
-        return Documents(Code.of("id_type", v.get("id_type", "")), v.get("id_number", ""),
-                         v.get("health_record_number", ""), v.get("ncms_number", ""))
+        return Documents(
+            Code.of("id_type", v.get("id_type", "")),
+            v.get("id_number", ""),
+            v.get("health_record_number", ""),
+            v.get("ncms_number", ""),
+        )
 
     def read_medical_alerts(self) -> MedicalAlerts:
         v = self.read_items("DF02", "EF05")
@@ -342,8 +393,10 @@ class HealthCardTerminal:
         return [Allergy(r["allergen"], r["reaction"]) for r in self._read_cyclic("DF02", "EF07")]
 
     def read_immunizations(self) -> list[Immunization]:
-        return [Immunization(r["vaccine"], codecs.parse_date("vaccination_date", r["vaccination_date"]))
-                for r in self._read_cyclic("DF02", "EF08")]
+        return [
+            Immunization(r["vaccine"], codecs.parse_date("vaccination_date", r["vaccination_date"]))
+            for r in self._read_cyclic("DF02", "EF08")
+        ]
 
     def read_visit_index(self, kind: str) -> list[bool]:
         """DF03/EF05 (``kind="EE"``) or EF06 (``"ED"``): True where the record is valid (00)."""
@@ -353,6 +406,9 @@ class HealthCardTerminal:
         return [b == 0x00 for b in raw]
 
     def _visit_raw(self, kind: str, slot: int, offset: int = 0, length: int | None = None) -> bytes:
+        slots = self.profile.visits_in if kind == "EE" else self.profile.visits_out
+        if not 1 <= slot <= slots:
+            raise InvalidValue(f"DF03/{kind}/slot", f"{slot} is not a record number 1..{slots}")
         index = self.read_visit_index(kind) if length is None else None
         if index is not None and (slot > len(index) or not index[slot - 1]):
             raise RecordInvalid(f"{kind}{slot:02d} is marked invalid (FF)")
@@ -386,14 +442,19 @@ class HealthCardTerminal:
     def swipe(self, outpatient: int = 3) -> Summary:
         """What a clinician sees: issuer, holder, alerts, allergies, vaccinations, recent visits."""
         return Summary(
-            issuer=self.read_issuer(), holder=self.read_holder(), alerts=self.read_medical_alerts(),
-            psychiatric=self.read_special(), allergies=self.read_allergies(),
-            immunizations=self.read_immunizations(), outpatient=self.recent_outpatient(outpatient),
+            issuer=self.read_issuer(),
+            holder=self.read_holder(),
+            alerts=self.read_medical_alerts(),
+            psychiatric=self.read_special(),
+            allergies=self.read_allergies(),
+            immunizations=self.read_immunizations(),
+            outpatient=self.recent_outpatient(outpatient),
         )
 
     # --- typed writes ------------------------------------------------------------------------
-    def write_validity(self, expiry: dt.date | None = None, phones: Sequence[str] = (),
-                       payment_methods: Sequence[str] = ()) -> None:
+    def write_validity(
+        self, expiry: dt.date | None = None, phones: Sequence[str] = (), payment_methods: Sequence[str] = ()
+    ) -> None:
         values: dict[str, Value] = {}
         if expiry is not None:
             values["expiry_date"] = expiry.strftime("%Y%m%d")
@@ -414,11 +475,20 @@ class HealthCardTerminal:
         """Up to three (name, relation code, phone)."""
         values: dict[str, Value] = {}
         for n, (name, relation, phone) in enumerate(contacts[:3], start=1):
-            values[f"contact_name{n}"], values[f"contact_relation{n}"], values[f"contact_phone{n}"] = name, relation, phone
+            values[f"contact_name{n}"], values[f"contact_relation{n}"], values[f"contact_phone{n}"] = (
+                name,
+                relation,
+                phone,
+            )
         self.write_items("DF01", "EF06", values)
 
-    def write_medical_alerts(self, abo: str | None = None, rh: str | None = None,
-                             flags: Mapping[str, bool | None] | None = None, other: str | None = None) -> None:
+    def write_medical_alerts(
+        self,
+        abo: str | None = None,
+        rh: str | None = None,
+        flags: Mapping[str, bool | None] | None = None,
+        other: str | None = None,
+    ) -> None:
         values: dict[str, Value] = {}
         if abo is not None:
             values["abo"] = int(abo, 16)
@@ -450,7 +520,6 @@ class HealthCardTerminal:
     def _write_visit(self, kind: str, data: bytes) -> int:
         """Write a visit record into a free slot, or over the oldest: erase the index (FF),
         write, sign the index (00) — a torn write leaves the slot marked invalid."""
-        index_ef = "EF05" if kind == "EE" else "EF06"
         index = self.read_visit_index(kind)
         free = [n for n, valid in enumerate(index, start=1) if not valid]
         if free:
@@ -458,16 +527,9 @@ class HealthCardTerminal:
         else:
             dates = self._visit_dates(kind)
             slot = min(dates, key=lambda s: dates[s])
-        self.authenticate("UK2DF03")
-        self.authenticate("UK1DF03")
-        self._select_ef(self.profile.file("DF03", index_ef).fid)
-        erase = bytes((0x84, 0x0C, slot, 0x04))
-        self._cmd(0x84, 0x0C, slot, 0x04, self._sm_body("DF03", erase, None))
-        self._select_ef(self.profile.file("DF03", f"{kind}{slot:02d}").fid)
-        self._update_binary(0, data)
-        self._select_ef(self.profile.file("DF03", index_ef).fid)
-        sign = bytes((0x84, 0xD2, slot, 0x04))
-        self._cmd(0x84, 0xD2, slot, 0x04, self._sm_body("DF03", sign, None))
+        self.erase_visit(kind, slot)
+        self.write_visit_bytes(kind, slot, 0, data)
+        self.sign_visit(kind, slot)
         return slot
 
     def write_outpatient_record(self, record: OutpatientRecord | Mapping[str, Value]) -> int:
@@ -478,12 +540,36 @@ class HealthCardTerminal:
     def write_inpatient_record(self, values: Mapping[str, Value]) -> int:
         return self._write_visit("EE", encode_visit("EE", values))
 
-    def erase_visit(self, kind: str, slot: int) -> None:
-        """Mark a visit record invalid (FF) with UK2DF03."""
-        self.authenticate("UK2DF03")
+    def _index_flag(self, kind: str, slot: int, ins: int, key: str) -> None:
+        self.authenticate(key)
         self._select_ef(self.profile.file("DF03", "EF05" if kind == "EE" else "EF06").fid)
-        header = bytes((0x84, 0x0C, slot, 0x04))
-        self._cmd(0x84, 0x0C, slot, 0x04, self._sm_body("DF03", header, None))
+        header = bytes((0x84, ins, slot, 0x04))
+        self._cmd(0x84, ins, slot, 0x04, self._sm_body("DF03", header, None))
+
+    def erase_visit(self, kind: str, slot: int) -> None:
+        """``84 0C slot 04`` + MAC: mark a visit record invalid (FF); needs UK2DF03."""
+        self._index_flag(kind, slot, 0x0C, "UK2DF03")
+
+    def sign_visit(self, kind: str, slot: int) -> None:
+        """``84 D2 slot 04`` + MAC: mark a visit record valid (00); needs UK1DF03."""
+        self._index_flag(kind, slot, 0xD2, "UK1DF03")
+
+    def read_visit_bytes(self, kind: str, slot: int, offset: int, length: int) -> bytes:
+        """Raw bytes of EE0n/ED0n, without looking at the index (the caller did)."""
+        return self._visit_raw(kind, slot, offset, length)
+
+    def write_visit_bytes(self, kind: str, slot: int, offset: int, data: bytes) -> None:
+        """Raw UPDATE BINARY into EE0n/ED0n after UK1DF03; the index is the caller's business."""
+        self._open_file("DF03", f"{kind}{slot:02d}", write=True)
+        self._update_binary(offset, data)
+
+    def read_cyclic(self, df: str, ef: str) -> list[dict[str, str]]:
+        """The non-empty records of a cyclic file, newest first, items decoded by name."""
+        return self._read_cyclic(df, ef)
+
+    def add_cyclic(self, df: str, ef: str, values: Sequence[Value]) -> None:
+        """Write a new newest record into a cyclic file (SM, the file's update key)."""
+        self._write_cyclic(df, ef, values)
 
 
 # --- visit records <-> bytes ------------------------------------------------------------------
@@ -495,38 +581,63 @@ def encode_visit(kind: str, values: Mapping[str, Value]) -> bytes:
         if it.param in ("JYXXQM", "SAMKZS"):
             continue
         assert it.offset is not None
-        out[it.offset : it.offset + it.length] = b"\xff" * it.length if it.coding == "cn" else bytes(it.length)
+        out[it.offset : it.offset + it.length] = (
+            b"\xff" * it.length if it.coding == "cn" else bytes(it.length)
+        )
     for param, value in values.items():
         if param not in items:
             raise InvalidValue(f"DF03/{kind}/{param}", "no such item in the visit record")
         it = items[param]
         assert it.offset is not None
         if it.offset >= len(out):
-            raise InvalidValue(f"DF03/{kind}/{param}", "the signature tail is written by the SAM, not by the caller")
-        out[it.offset : it.offset + it.length] = codecs.encode(f"DF03/{kind}/{param}", it.coding, value, it.length)
+            raise InvalidValue(
+                f"DF03/{kind}/{param}", "the signature tail is written by the SAM, not by the caller"
+            )
+        out[it.offset : it.offset + it.length] = codecs.encode(
+            f"DF03/{kind}/{param}", it.coding, value, it.length
+        )
     return bytes(out)
 
 
 def decode_visit(kind: str, data: bytes) -> dict[str, str]:
-    return {i.param: codecs.decode(i.coding, data[i.offset or 0 : (i.offset or 0) + i.length])
-            for i in visit_items(kind) if (i.offset or 0) < len(data)}
+    return {
+        i.param: codecs.decode(i.coding, data[i.offset or 0 : (i.offset or 0) + i.length])
+        for i in visit_items(kind)
+        if (i.offset or 0) < len(data)
+    }
 
 
 def outpatient_values(record: OutpatientRecord) -> dict[str, Value]:
     values: dict[str, Value] = dict(record.values)
-    values.update({"JZJGMC": record.institution_name, "JZJGZZJGDM": record.institution_code,
-                   "MZH": record.outpatient_no, "JYKSMC": record.department})
+    values.update(
+        {
+            "JZJGMC": record.institution_name,
+            "JZJGZZJGDM": record.institution_code,
+            "MZH": record.outpatient_no,
+            "JYKSMC": record.department,
+        }
+    )
     if record.visit_time is not None:
         values["JZRQSJ"] = record.visit_time.strftime("%Y%m%d%H%M%S")
     if record.payment_method is not None:
         values["YLFKFS"] = record.payment_method.code
     for n, d in enumerate(record.diagnoses[:5], start=1):
-        values.update({f"ZZMC{n}": d.symptom, f"ZZDM{n}": d.symptom_code, f"MZZDMC{n}": d.name, f"MZZDDM{n}": d.code})
+        values.update(
+            {f"ZZMC{n}": d.symptom, f"ZZDM{n}": d.symptom_code, f"MZZDMC{n}": d.name, f"MZZDDM{n}": d.code}
+        )
         if d.date is not None:
             values[f"ZDRQ{n}"] = d.date.strftime("%Y%m%d")
     for n, m in enumerate(record.medications[:5], start=1):
-        values.update({f"YWMC{n}": m.drug, f"YYTS{n}": m.days, f"YWSYPL{n}": m.frequency,
-                       f"YWSYJLDW{n}": m.dose_unit, f"YWSYCJL{n}": m.dose, f"YWSYTJDM{n}": m.route_code})
+        values.update(
+            {
+                f"YWMC{n}": m.drug,
+                f"YYTS{n}": m.days,
+                f"YWSYPL{n}": m.frequency,
+                f"YWSYJLDW{n}": m.dose_unit,
+                f"YWSYCJL{n}": m.dose,
+                f"YWSYTJDM{n}": m.route_code,
+            }
+        )
     if len(record.fees) > 10:
         raise InvalidValue("DF03/ED/fees", f"{len(record.fees)} fee lines, the card holds 10")
     for n, f in enumerate(record.fees, start=1):
@@ -538,27 +649,61 @@ def outpatient_values(record: OutpatientRecord) -> dict[str, Value]:
 
 def outpatient_from_bytes(data: bytes, slot: int = 0) -> OutpatientRecord:
     v = decode_visit("ED", data)
-    diagnoses = [Diagnosis(v[f"ZZMC{n}"], v[f"ZZDM{n}"], codecs.parse_date(f"ZDRQ{n}", v[f"ZDRQ{n}"]),
-                           v[f"MZZDMC{n}"], v[f"MZZDDM{n}"]) for n in range(1, 6) if v[f"MZZDMC{n}"] or v[f"ZZMC{n}"]]
-    meds = [Medication(v[f"YWMC{n}"], v[f"YYTS{n}"], v[f"YWSYPL{n}"], v[f"YWSYJLDW{n}"], v[f"YWSYCJL{n}"],
-                       v[f"YWSYTJDM{n}"]) for n in range(1, 6) if v[f"YWMC{n}"]]
-    fees = [Fee(v[f"MZFYFLMC{n}"], v[f"MZFYFLDM{n}"], int(v[f"MZFYJE{n}"] or 0))
-            for n in range(1, 11) if v[f"MZFYFLMC{n}"] or v[f"MZFYJE{n}"]]
+    diagnoses = [
+        Diagnosis(
+            v[f"ZZMC{n}"],
+            v[f"ZZDM{n}"],
+            codecs.parse_date(f"ZDRQ{n}", v[f"ZDRQ{n}"]),
+            v[f"MZZDMC{n}"],
+            v[f"MZZDDM{n}"],
+        )
+        for n in range(1, 6)
+        if v[f"MZZDMC{n}"] or v[f"ZZMC{n}"]
+    ]
+    meds = [
+        Medication(
+            v[f"YWMC{n}"],
+            v[f"YYTS{n}"],
+            v[f"YWSYPL{n}"],
+            v[f"YWSYJLDW{n}"],
+            v[f"YWSYCJL{n}"],
+            v[f"YWSYTJDM{n}"],
+        )
+        for n in range(1, 6)
+        if v[f"YWMC{n}"]
+    ]
+    fees = [
+        Fee(v[f"MZFYFLMC{n}"], v[f"MZFYFLDM{n}"], int(v[f"MZFYJE{n}"] or 0))
+        for n in range(1, 11)
+        if v[f"MZFYFLMC{n}"] or v[f"MZFYJE{n}"]
+    ]
     return OutpatientRecord(
-        institution_name=v["JZJGMC"], institution_code=v["JZJGZZJGDM"],
-        visit_time=codecs.parse_datetime("JZRQSJ", v["JZRQSJ"]), outpatient_no=v["MZH"],
-        department=v["JYKSMC"], payment_method=Code.of("payment_method", v["YLFKFS"]),
-        diagnoses=diagnoses, medications=meds, fees=fees, values=v, slot=slot,
+        institution_name=v["JZJGMC"],
+        institution_code=v["JZJGZZJGDM"],
+        visit_time=codecs.parse_datetime("JZRQSJ", v["JZRQSJ"]),
+        outpatient_no=v["MZH"],
+        department=v["JYKSMC"],
+        payment_method=Code.of("payment_method", v["YLFKFS"]),
+        diagnoses=diagnoses,
+        medications=meds,
+        fees=fees,
+        values=v,
+        slot=slot,
     )
 
 
 def inpatient_from_bytes(data: bytes, slot: int = 0) -> InpatientRecord:
     v = decode_visit("EE", data)
     return InpatientRecord(
-        institution_name=v["ZYJGMC"], admission_date=codecs.parse_date("RYRQ", v["RYRQ"]),
-        discharge_date=codecs.parse_date("CYRQ", v["CYRQ"]), case_no=v["BAH"], department=v["ZYHZRYKSMC"],
+        institution_name=v["ZYJGMC"],
+        admission_date=codecs.parse_date("RYRQ", v["RYRQ"]),
+        discharge_date=codecs.parse_date("CYRQ", v["CYRQ"]),
+        case_no=v["BAH"],
+        department=v["ZYHZRYKSMC"],
         diagnoses=[(v[f"JBZDMC{n}"], v[f"JBZDDM{n}"]) for n in (1, 2, 3) if v[f"JBZDMC{n}"]],
-        total_fen=int(v["ZYZFY"] or 0), values=v, slot=slot,
+        total_fen=int(v["ZYZFY"] or 0),
+        values=v,
+        slot=slot,
     )
 
 

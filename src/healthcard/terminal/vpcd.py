@@ -101,7 +101,8 @@ class VpcdBridge:
     # --- state ---------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
-        """True while a TCP connection to vpcd is open."""
+        """True while a TCP connection to vpcd is open (vpcd may not serve it yet if another
+        virtual card holds the port: see ``idle_timeout``)."""
         return self._connected.is_set()
 
     @property
