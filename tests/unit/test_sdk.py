@@ -419,9 +419,9 @@ def test_no_key_appears_in_clear_in_the_traces(terminal, card_keys):
                 assert half not in exchange.command and half not in exchange.response
 
 
-# --- bugs found (strict xfails: they fail today, and must start passing when fixed) --------------
-# Found by these tests, fixed meanwhile in the working tree: slot 0 (or -1) read index[-1] and,
-# with the last slot valid, went on to Profile.file("DF03", "ED00") -> a bare StopIteration.
+# --- regressions: bugs these tests found, fixed since -----------------------------------------------
+# Slot 0 (or -1) read index[-1] and, with the last slot valid, went on to
+# Profile.file("DF03", "ED00") -> a bare StopIteration.
 @pytest.mark.parametrize(("kind", "slot"), [("ED", 0), ("ED", -1), ("ED", 6), ("EE", 0), ("EE", 4)])
 def test_a_slot_out_of_range_is_an_input_error(terminal, kind, slot):
     for n in range(5):
@@ -439,12 +439,15 @@ def test_a_slot_out_of_range_is_an_input_error(terminal, kind, slot):
     assert terminal.card.trace.count == count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StopIteration,
-    reason="BUG: Profile.file() is next() without a default, so an unknown file name given to "
-    "read_items/write_items raises a bare StopIteration instead of InvalidValue",
-)
+# write_photo(b"") sent no UPDATE BINARY (photo_file(b"") was b"", not a zero length field),
+# so the old photo stayed on the card.
+def test_writing_an_empty_photo_removes_the_photo(terminal):
+    assert terminal.read_photo() == tiny_jpeg()
+    terminal.write_photo(b"")
+    assert reopen(terminal).read_photo() == b""
+
+
+# --- bugs found by these tests, fixed: regression tests ---------------------------------------
 @pytest.mark.parametrize("call", ["read", "write"])
 def test_unknown_file_is_an_input_error(terminal, call):
     count = terminal.card.trace.count
@@ -457,12 +460,6 @@ def test_unknown_file_is_an_input_error(terminal, call):
     assert terminal.card.trace.count == count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: write_medical_alerts does int(abo, 16) unchecked: a non-hex ABO code raises a "
-    "bare ValueError instead of InvalidValue naming DF02/EF05/abo",
-)
 @pytest.mark.parametrize("abo", ["O", "A+"])
 def test_non_hex_abo_is_an_input_error(terminal, abo):
     count = terminal.card.trace.count
@@ -472,12 +469,13 @@ def test_non_hex_abo_is_an_input_error(terminal, abo):
     assert terminal.card.trace.count == count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: write_photo(b'') sends no UPDATE BINARY at all (photo_file(b'') is "
-    "b'', not a zero length field), so the old photo stays on the card",
-)
-def test_writing_an_empty_photo_removes_the_photo(terminal):
-    assert terminal.read_photo() == tiny_jpeg()
-    terminal.write_photo(b"")
-    assert reopen(terminal).read_photo() == b""
+def test_short_apdus_only_reader_still_swipes(terminal):
+    """A reader without extended length: records are read one by one, visits in 128-byte chunks."""
+    terminal.extended = False
+    before = terminal.card.trace.count
+    summary = terminal.swipe()
+    assert summary.issuer.card_number == "41010219900307001X"
+    assert summary.holder.name == "张三"
+    assert all(
+        len(e.command) <= 261 and len(e.response) <= 258 for e in terminal.card.trace.exchanges[before:]
+    )

@@ -15,6 +15,7 @@ from functools import cache
 from importlib import resources
 
 from healthcard.card.filesystem import FREE, NEVER, PERSO, FileKind, SMLevel
+from healthcard.errors import InvalidValue
 
 DDF1_NAME = b"WS.SYS.DDF01"
 AIDS = {
@@ -197,7 +198,10 @@ class Profile:
         return out
 
     def file(self, df: str, name: str) -> EFSpec:
-        return next(f for f in self.files() if f.df == df and f.name == name)
+        for spec in self.files():
+            if spec.df == df and spec.name == name:
+                return spec
+        raise InvalidValue(f"{df}/{name}", f"no such file in the {self.id} profile")
 
 
 PROFILE_32K = Profile("health-card-32k", 1, visits_in=3, visits_out=5, tail=True)

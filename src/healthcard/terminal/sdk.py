@@ -30,6 +30,7 @@ from healthcard.card.profile import (
     visit_items,
 )
 from healthcard.card.sw import exception_for, is_success
+from healthcard.codes import meaning
 from healthcard.errors import InvalidValue, RecordInvalid, RecordNotFound, SamError
 from healthcard.keys import recipes
 from healthcard.keys.table import KEY_TABLE, Depth, KeySpec, KeyUse, maintenance_key
@@ -212,9 +213,17 @@ class HealthCardTerminal:
 
     def _read_all_records(self, df: str, ef: str, expected: int) -> bytes:
         self._open_file(df, ef)
-        le = 256 if expected <= 256 or not self.extended else 65536
+        if expected > 256 and not self.extended:
+            # short APDUs only: one READ RECORD per record, as the national SDK does
+            out = bytearray()
+            for number in range(1, 255):
+                try:
+                    out += self._cmd(0x00, 0xB2, number, 0x04, le=256)
+                except RecordNotFound:
+                    break
+            return bytes(out)
         try:
-            return self._cmd(0x00, 0xB2, 0x01, 0x05, le=le)
+            return self._cmd(0x00, 0xB2, 0x01, 0x05, le=256 if expected <= 256 else 65536)
         except RecordNotFound:  # an empty cyclic file
             return b""
 
@@ -491,7 +500,12 @@ class HealthCardTerminal:
     ) -> None:
         values: dict[str, Value] = {}
         if abo is not None:
-            values["abo"] = int(abo, 16)
+            code = abo.zfill(2).upper()
+            if meaning("abo", code) is None:
+                raise InvalidValue(
+                    "DF02/EF05/abo", f"{abo!r} is not an ABO code (1 A, 2 B, 3 O, 4 AB, 5 不详)"
+                )
+            values["abo"] = int(code, 16)
         if rh is not None:
             values["rh"] = rh
         for name, on in (flags or {}).items():
