@@ -479,3 +479,15 @@ def test_short_apdus_only_reader_still_swipes(terminal):
     assert all(
         len(e.command) <= 261 and len(e.response) <= 258 for e in terminal.card.trace.exchanges[before:]
     )
+
+
+def test_index_files_refuse_update_record_so_only_the_erase_key_erases(terminal):
+    """With UK1DF03 alone, 04 DC on DF03/EF06 must not turn a valid slot FF (6985)."""
+    terminal.write_outpatient_record({"JZJGMC": "x", "JZRQSJ": "20261123093000"})
+    terminal.authenticate("UK1DF03")
+    terminal._select_ef(0xEF06)
+    header = bytes((0x04, 0xDC, 0x01, 0x04))
+    body = terminal._sm_body("DF03", header, b"\xff")
+    response = terminal.card.transmit(bytes((0x04, 0xDC, 0x01, 0x04, len(body))) + body)
+    assert response.sw == 0x6985
+    assert terminal.read_visit_index("ED")[0] is True

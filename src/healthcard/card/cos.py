@@ -335,6 +335,10 @@ class CardOS:
             or (cmd.p2 == 0x03 and cmd.p1 == 0 and ef.kind is FileKind.CYCLIC)
         ):
             raise Status(SW.INCORRECT_P1P2)
+        if ef.erase != NEVER and not self.personalising:
+            # the DF03 index files change only by WRITE/ERASE RECORD (84 D2 / 84 0C), so that
+            # marking a visit invalid really needs the erase key UK2DF03
+            raise Status(SW.CONDITIONS_NOT_SATISFIED)
         self._check_access(ef.update)
         if cmd.p2 == 0x04:
             ef.record(cmd.p1)  # 6A83 before any SM work
