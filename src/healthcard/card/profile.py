@@ -106,6 +106,22 @@ class Profile:
                 df, ef, int(ef[2:], 16) | 0xEF00, tlv, read, update, sm=sm, size=capacity(df, ef), title=title
             )
 
+        def index(ef: str, count: int, title: str) -> EFSpec:
+            """A DF03 visit index: one byte per EE/ED file, 00 valid / FF invalid."""
+            return EFSpec(
+                "DF03",
+                ef,
+                int(ef[2:], 16) | 0xEF00,
+                FileKind.LINEAR_FIXED,
+                RK,
+                UK1,
+                erase=UK2,
+                sm=SMLevel.MAC,
+                record_length=1,
+                record_count=count,
+                title=title,
+            )
+
         em = SMLevel.ENC_MAC
         out = [
             t("DDF1", "EF05", FREE, PERSO, SMLevel.NONE, "发卡机构基本数据文件"),
@@ -142,32 +158,8 @@ class Profile:
                 record_count=10,
                 title="免疫基本数据",
             ),
-            EFSpec(
-                "DF03",
-                "EF05",
-                0xEF05,
-                FileKind.LINEAR_FIXED,
-                RK,
-                UK1,
-                erase=UK2,
-                sm=SMLevel.MAC,
-                record_length=1,
-                record_count=self.visits_in,
-                title="住院信息索引",
-            ),
-            EFSpec(
-                "DF03",
-                "EF06",
-                0xEF06,
-                FileKind.LINEAR_FIXED,
-                RK,
-                UK1,
-                erase=UK2,
-                sm=SMLevel.MAC,
-                record_length=1,
-                record_count=self.visits_out,
-                title="门诊信息索引",
-            ),
+            index("EF05", self.visits_in, "住院信息索引"),
+            index("EF06", self.visits_out, "门诊信息索引"),
         ]
         out += [
             EFSpec(

@@ -16,7 +16,7 @@ from healthcard.card.cos import MF_FID, MF_NAME, CardOS, CardState
 from healthcard.card.filesystem import DF, EF, FREE, NEVER, FileKind, Key, KeyUse, LifeCycle, Status
 from healthcard.card.sw import SW
 from healthcard.keys import recipes
-from healthcard.keys.primitives import Algorithm, cbc_encrypt, ecb_encrypt
+from healthcard.keys.primitives import Algorithm, ecb_encrypt
 
 SAM_DF01 = 0xDF01
 SAM_APP_NAME = b"HEALTHCARD.SAM"
@@ -131,14 +131,7 @@ class SamOS(CardOS):
         if len(data) <= iv_len or (len(data) - iv_len) % block:
             raise Status(SW.WRONG_LENGTH)
         iv, message = data[:iv_len][:block], data[iv_len:]
-        return self._deferred(cbc_mac_last(algorithm, key, iv, message)[:4])
-
-
-def cbc_mac_last(algorithm: Algorithm, key: bytes, iv: bytes, message: bytes) -> bytes:
-    """The MAC block the SAM returns: same as :func:`healthcard.keys.recipes.cbc_mac`."""
-    if algorithm is Algorithm.SM4:
-        return cbc_encrypt(algorithm, key, iv, message)[-algorithm.block_size :]
-    return recipes.cbc_mac(key, message, algorithm, iv)
+        return self._deferred(recipes.cbc_mac(key, message, algorithm, iv)[:4])
 
 
 def build_sam(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
@@ -255,8 +254,3 @@ def run_demo(
         console.print("[green]demo complete[/green]")
     except HealthCardError as exc:
         raise _fail(exc) from None
-
-
-def main() -> None:  # pragma: no cover - console script shim
-    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
-    app()

@@ -23,6 +23,13 @@ TLV_FILES = [
 ]
 
 
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    return table
+
+
 def _shorten(text: str, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -32,9 +39,7 @@ def card_tables(terminal: HealthCardTerminal, profile: Profile) -> list[Table]:
     tables = []
     for df, ef in TLV_FILES:
         spec = profile.file(df, ef)
-        table = Table(title=f"{df}/{ef} {spec.title}", title_justify="left", expand=False)
-        for col in ("tag", "item", "数据项", "value", "meaning"):
-            table.add_column(col)
+        table = _table(f"{df}/{ef} {spec.title}", "tag", "item", "数据项", "value", "meaning")
         values = terminal.read_items(df, ef)
         for item in profile.items(df, ef):
             value = values.get(item.name, "")
@@ -48,28 +53,18 @@ def card_tables(terminal: HealthCardTerminal, profile: Profile) -> list[Table]:
             )
         tables.append(table)
     photo = terminal.read_photo()
-    t = Table(title="DDF1/EF07 照片", title_justify="left")
-    t.add_column("JPEG bytes")
-    t.add_column("starts")
+    t = _table("DDF1/EF07 照片", "JPEG bytes", "starts")
     t.add_row(str(len(photo)), photo[:4].hex().upper())
     tables.append(t)
-    allergies = Table(title="DF02/EF07 过敏基本数据 (newest first)", title_justify="left")
-    allergies.add_column("#")
-    allergies.add_column("过敏物质")
-    allergies.add_column("过敏反应")
+    allergies = _table("DF02/EF07 过敏基本数据 (newest first)", "#", "过敏物质", "过敏反应")
     for n, a in enumerate(terminal.read_allergies(), start=1):
         allergies.add_row(str(n), a.allergen, a.reaction)
     tables.append(allergies)
-    shots = Table(title="DF02/EF08 免疫基本数据 (newest first)", title_justify="left")
-    shots.add_column("#")
-    shots.add_column("疫苗")
-    shots.add_column("日期")
+    shots = _table("DF02/EF08 免疫基本数据 (newest first)", "#", "疫苗", "日期")
     for n, i in enumerate(terminal.read_immunizations(), start=1):
         shots.add_row(str(n), i.vaccine, str(i.date or ""))
     tables.append(shots)
-    visits = Table(title="DF03 诊疗记录 index", title_justify="left")
-    visits.add_column("file")
-    visits.add_column("valid")
+    visits = _table("DF03 诊疗记录 index", "file", "valid")
     for kind in ("EE", "ED"):
         for n, valid in enumerate(terminal.read_visit_index(kind), start=1):
             visits.add_row(f"{kind}{n:02d}", "00 valid" if valid else "FF invalid")
@@ -81,9 +76,7 @@ def card_tables(terminal: HealthCardTerminal, profile: Profile) -> list[Table]:
 
 
 def outpatient_table(record: OutpatientRecord) -> Table:
-    t = Table(title=f"DF03/ED{record.slot:02d} 门诊信息", title_justify="left")
-    t.add_column("item")
-    t.add_column("value")
+    t = _table(f"DF03/ED{record.slot:02d} 门诊信息", "item", "value")
     t.add_row("就诊机构", f"{record.institution_name} ({record.institution_code})")
     t.add_row("就诊时间", str(record.visit_time or ""))
     t.add_row("门诊号 / 科室", f"{record.outpatient_no} / {record.department}")
