@@ -19,7 +19,11 @@
     ├── SamError                       the SAM answered with an error status word
     ├── RecordInvalid                  a DF03 visit record is marked FF (not valid)
     ├── ImageError                     a card image cannot be read or written
-    └── TransportError                 the reader, pcscd or the vpcd link failed
+    ├── TransportError                 the reader, pcscd or the vpcd link failed
+    ├── KeyStoreError                  the key store cannot be opened or written (wrong passphrase,
+    │                                  missing HSM token, a key or set that is not there)
+    ├── KeyVersionError                a card's key version is not held by the SAM / key store
+    └── CertificateError               a certificate or signature is refused (``reason`` says why)
 
 The card itself never raises out of ``process()``: it answers with a status word.  The host
 side (``healthcard.terminal``) turns status words into these exceptions in one table.
@@ -108,3 +112,25 @@ class ImageError(HealthCardError):
 
 class TransportError(HealthCardError):
     """The link to the card failed (reader gone, pcscd down, vpcd closed)."""
+
+
+class KeyStoreError(HealthCardError):
+    """The key store cannot be opened or written. The message names what is wrong (the
+    passphrase, the HSM token, the key set) and never contains key material."""
+
+
+class KeyVersionError(HealthCardError):
+    """A card's key version (or algorithm) is not one the SAM or key store holds."""
+
+
+class CertificateError(HealthCardError):
+    """A certificate or a signature is refused.
+
+    ``reason`` is one of ``"malformed"``, ``"forged"`` (the signature does not verify),
+    ``"expired"``, ``"not-yet-valid"``, ``"unknown-root"`` (no trusted root with that index),
+    ``"wrong-root"`` (issued by a root other than the one trusted under that index) or
+    ``"wrong-kind"`` (an issuer certificate where a SAM certificate belongs, or the reverse)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}")
