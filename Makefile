@@ -5,8 +5,12 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TSTAMP  := $(VENV)/.installed-test
 PIP     := $(BIN)/pip --disable-pip-version-check -q
+# SoftHSM2 config written by scripts/hsm-up.sh (its default HEALTHCARD_SOFTHSM_DIR)
+HSM_DIR ?= /tmp/healthcard-softhsm
+export HEALTHCARD_SOFTHSM_DIR := $(HSM_DIR)
+export SOFTHSM2_CONF := $(HSM_DIR)/softhsm2.conf
 
-.PHONY: run test check bench pcsc clean
+.PHONY: run test check bench pcsc hsm clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,9 +33,14 @@ run: $(STAMP)
 pcsc:
 	bash scripts/pcsc-up.sh
 
-## test: everything — unit, then integration through a real pcscd + vpcd
+## hsm: install (as root) SoftHSM2 and initialise its "healthcard" token (PIN 1234)
+hsm:
+	bash scripts/hsm-up.sh
+
+## test: everything — unit, then integration through a real pcscd + vpcd and SoftHSM2
 test: $(TSTAMP)
 	bash scripts/pcsc-up.sh
+	bash scripts/hsm-up.sh
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 ## check: lint, format and types
@@ -43,6 +52,7 @@ check: $(TSTAMP)
 ## bench: swipe and throughput figures (see docs/benchmarks.md)
 bench: $(TSTAMP)
 	bash scripts/pcsc-up.sh
+	bash scripts/hsm-up.sh
 	$(BIN)/python -m bench --write docs/benchmarks.md
 
 clean:
