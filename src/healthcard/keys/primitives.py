@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+from typing import Protocol
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes
@@ -22,19 +23,38 @@ class Algorithm(enum.IntEnum):
 
     SM4 = 0x01  # national default, 16-byte blocks
     TDES = 0x02  # 2-key 3DES for old terminals, 8-byte blocks
+    SM2 = 0x03  # asymmetric: a SAM's signing key (not a block cipher)
 
     @property
     def block_size(self) -> int:
+        if self is Algorithm.SM2:
+            raise ValueError("SM2 is not a block cipher")
         return 16 if self is Algorithm.SM4 else 8
 
 
-def _cipher(algorithm: Algorithm, key: bytes) -> Cipher[modes.ECB]:
+def _block_cipher(algorithm: Algorithm, key: bytes) -> algorithms.SM4 | TripleDES:
     if len(key) != 16:
         raise ValueError("key must be 16 bytes")
     if algorithm is Algorithm.SM4:
-        return Cipher(algorithms.SM4(key), modes.ECB())
-    # 2-key 3DES (K1 K2) expanded to 3-key form (K1 K2 K1): the only place this happens.
-    return Cipher(TripleDES(key + key[:8]), modes.ECB())
+        return algorithms.SM4(key)
+    if algorithm is Algorithm.TDES:
+        # 2-key 3DES (K1 K2) expanded to 3-key form (K1 K2 K1): the only place this happens.
+        return TripleDES(key + key[:8])
+    raise ValueError(f"{algorithm.name} is not a block cipher")
+
+
+def _cipher(algorithm: Algorithm, key: bytes) -> Cipher[modes.ECB]:
+    return Cipher(_block_cipher(algorithm, key), modes.ECB())
+
+
+class EcbEncryptor(Protocol):
+    def update(self, data: bytes) -> bytes: ...
+
+
+def ecb_encryptor(algorithm: Algorithm, key: bytes) -> EcbEncryptor:
+    """A reusable ECB encryption context: ``update`` on whole blocks returns their ciphertext at
+    once (ECB keeps no state between blocks), so one context serves many derivations."""
+    return _cipher(algorithm, key).encryptor()
 
 
 def ecb_encrypt(algorithm: Algorithm, key: bytes, data: bytes) -> bytes:
@@ -57,8 +77,7 @@ def cbc_encrypt(algorithm: Algorithm, key: bytes, iv: bytes, data: bytes) -> byt
     """Encrypt whole blocks in CBC mode (used for CBC-MAC)."""
     if len(data) % algorithm.block_size or len(iv) != algorithm.block_size:
         raise ValueError("data or IV is not a whole number of blocks")
-    algo = algorithms.SM4(key) if algorithm is Algorithm.SM4 else TripleDES(key + key[:8])
-    enc = Cipher(algo, modes.CBC(iv)).encryptor()
+    enc = Cipher(_block_cipher(algorithm, key), modes.CBC(iv)).encryptor()
     return enc.update(data) + enc.finalize()
 
 

@@ -38,11 +38,15 @@ def card_key(
     chip_serial: bytes,
     province: bytes | None,
     algorithm: Algorithm = Algorithm.SM4,
+    city: bytes | None = None,
 ) -> bytes:
     """A card's key from a level-1 master key: ``D(D(K1, province), serial)`` or, for keys
-    diversified by card only, ``D(K1, serial)`` (DECISIONS.md §11)."""
-    level2 = diversify(master, province, algorithm) if province is not None else master
-    return diversify(level2, chip_serial, algorithm)
+    diversified by card only, ``D(K1, serial)``; with the optional city level 3,
+    ``D(D(D(K1, province), city), serial)`` (DECISIONS.md §11)."""
+    key = diversify(master, province, algorithm) if province is not None else master
+    if city is not None:
+        key = diversify(key, city, algorithm)
+    return diversify(key, chip_serial, algorithm)
 
 
 def session_key(key: bytes, challenge: bytes, algorithm: Algorithm = Algorithm.SM4) -> bytes:

@@ -1,14 +1,35 @@
-"""The card key table as data (CARD-SPEC.md §6.2–6.3, DECISIONS.md §11–12).
+"""The card key table as data (CARD-SPEC.md §6.2–6.3, DECISIONS.md §11–12): ``data/key_table.csv``.
 
-One row per key the health card holds.  The card profile installs each key in its DF under
-``kid``; the SAM keeps the national level-1 master key under ``sam_index``; the issuer derives
-the card's own value with :func:`healthcard.keys.recipes.card_key` at the row's ``depth``.
+One row per key the health card holds, read by the card profile (which DF installs it under
+which ``kid``), the SAM (which level-1 master it keeps under ``sam_index``, and for which role)
+and the issuer (how deep the card's value is diversified).  Columns:
+
+``name``
+    the key's name in the spec's key table (``RK1DF02``) or ours for the extras (``MKMF``).
+``df`` / ``kid``
+    where the card holds it and its key id (P2 of EXTERNAL AUTHENTICATE for ``auth`` keys).
+``use``
+    ``auth`` (RK/UK), ``maintenance`` (STK: secure messaging), ``lock`` (BKMF), ``pin_unblock``,
+    ``master`` (card master key) or ``transport`` (the chip's personalisation key).
+``depth``
+    ``card``: ``Kc = D(K1, serial)``; ``province+card``: ``Kc = D(D(K1, province), serial)``
+    (and, with the optional city level, ``D(D(D(K1, province), city), serial)``).
+``sam_index`` / ``sam_p1``
+    P2 and P1 of the SAM's ``80 DE`` (empty: no SAM holds the master).
+``sdk_id``
+    the key id of the national SDK (``RK_DDF1 = 0`` … ``UK_DF03_2 = 14``).
+``holders``
+    who keeps the level-1 (or level-2) master: ``terminal-sam`` (every terminal),
+    ``issuer-sam`` (card centres: adds card lock and PIN unblock), ``issuer-hsm`` (the
+    province's issuing HSM, which also holds the master and transport keys).
 """
 
 from __future__ import annotations
 
+import csv
 import enum
 from dataclasses import dataclass
+from importlib import resources
 
 
 class KeyUse(enum.Enum):
@@ -18,6 +39,7 @@ class KeyUse(enum.Enum):
     MAINTENANCE = "maintenance"  # secure messaging session keys (STK)
     LOCK = "lock"  # card lock / unlock (BKMF)
     PIN_UNBLOCK = "pin_unblock"  # RESET RETRY COUNTER of the cardholder PIN
+    MASTER = "master"  # card master key: replaces keys after issuance (key rollover)
     TRANSPORT = "transport"  # personalisation: wraps WRITE KEY
 
 
@@ -26,6 +48,14 @@ class Depth(enum.Enum):
 
     CARD = 1  # D(K1, chip serial)
     PROVINCE_CARD = 2  # D(D(K1, province factor), chip serial)
+
+
+class Holder(enum.Enum):
+    """Who keeps a key's master (the level-1 key, or the province's level-2 key)."""
+
+    TERMINAL_SAM = "terminal-sam"
+    ISSUER_SAM = "issuer-sam"
+    ISSUER_HSM = "issuer-hsm"
 
 
 @dataclass(frozen=True)
@@ -38,46 +68,44 @@ class KeySpec:
     sam_index: int | None  # P2 of the SAM's 80DE; None when no SAM holds the master key
     sam_p1: int | None  # P1 of the SAM's 80DE (CARD-SPEC.md §6.3)
     sdk_id: int | None  # key id of the national SDK (RK_DDF1 = 0 … UK_DF03_2 = 14)
+    holders: frozenset[Holder]
+    description: str
+
+    def held_by(self, holder: Holder) -> bool:
+        return holder in self.holders
 
 
-def _k(
-    name: str,
-    df: str,
-    kid: int,
-    use: KeyUse,
-    depth: Depth,
-    index: int | None,
-    p1: int | None,
-    sdk: int | None,
-) -> KeySpec:
-    return KeySpec(name, df, kid, use, depth, index, p1, sdk)
+def _hex(text: str) -> int | None:
+    return int(text, 16) if text else None
 
 
-A, M = KeyUse.AUTH, KeyUse.MAINTENANCE
-C, PC = Depth.CARD, Depth.PROVINCE_CARD
+def _load() -> tuple[KeySpec, ...]:
+    source = resources.files("healthcard.keys").joinpath("data/key_table.csv")
+    with source.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    specs = []
+    for row in rows:
+        kid = _hex(row["kid"])
+        assert kid is not None, row["name"]
+        specs.append(
+            KeySpec(
+                name=row["name"],
+                df=row["df"],
+                kid=kid,
+                use=KeyUse(row["use"]),
+                depth=Depth.PROVINCE_CARD if row["depth"] == "province+card" else Depth.CARD,
+                sam_index=_hex(row["sam_index"]),
+                sam_p1=_hex(row["sam_p1"]),
+                sdk_id=int(row["sdk_id"]) if row["sdk_id"] else None,
+                holders=frozenset(Holder(h) for h in row["holders"].split("+")),
+                description=row["description"],
+            )
+        )
+    return tuple(specs)
+
 
 #: every key of the 32K health card, in the order the national SDK numbers them, then extras
-KEY_TABLE: tuple[KeySpec, ...] = (
-    _k("RK1DDF1", "DDF1", 0x04, A, PC, 0x31, 0x47, 0),
-    _k("RK1DF01", "DF01", 0x84, A, PC, 0x32, 0x47, 1),
-    _k("RK1DF02", "DF02", 0x84, A, PC, 0x33, 0x47, 2),
-    _k("RK1DF03", "DF03", 0x84, A, PC, 0x34, 0x47, 3),
-    _k("STKDDF1", "DDF1", 0x01, M, C, 0x02, 0x28, 4),
-    _k("STKDF01", "DF01", 0x01, M, C, 0x03, 0x28, 5),
-    _k("STKDF02", "DF02", 0x01, M, PC, 0x04, 0x48, 6),
-    _k("STKDF03", "DF03", 0x01, M, PC, 0x05, 0x48, 7),
-    _k("UK1DDF1", "DDF1", 0x05, A, C, 0x2A, 0x27, 8),
-    _k("UK1DF01", "DF01", 0x85, A, C, 0x2B, 0x27, 9),
-    _k("UK1DF02", "DF02", 0x85, A, PC, 0x2C, 0x47, 10),
-    _k("UK2DF02", "DF02", 0x86, A, PC, 0x2D, 0x47, 11),
-    _k("UK3DF02", "DF02", 0x87, A, PC, 0x2E, 0x47, 12),
-    _k("UK1DF03", "DF03", 0x85, A, PC, 0x2F, 0x47, 13),
-    _k("UK2DF03", "DF03", 0x86, A, C, 0x30, 0x27, 14),
-    # Not in the revision's table but needed by a working card (CARD-SPEC.md §6.2 note):
-    _k("STKMF", "MF", 0x01, M, C, 0x01, 0x28, None),
-    _k("BKMF", "MF", 0x02, KeyUse.LOCK, C, 0x06, 0x28, None),
-    _k("PUKMF", "MF", 0x03, KeyUse.PIN_UNBLOCK, C, 0x07, 0x28, None),
-)
+KEY_TABLE: tuple[KeySpec, ...] = _load()
 
 BY_NAME: dict[str, KeySpec] = {spec.name: spec for spec in KEY_TABLE}
 BY_SAM_INDEX: dict[int, KeySpec] = {s.sam_index: s for s in KEY_TABLE if s.sam_index is not None}
@@ -91,3 +119,8 @@ def spec(name: str) -> KeySpec:
 def maintenance_key(df: str) -> KeySpec:
     """The STK key whose session key protects secure messaging in ``df``."""
     return next(s for s in KEY_TABLE if s.df == df and s.use is KeyUse.MAINTENANCE)
+
+
+def held_by(holder: Holder) -> tuple[KeySpec, ...]:
+    """The rows whose master ``holder`` keeps."""
+    return tuple(s for s in KEY_TABLE if holder in s.holders)
