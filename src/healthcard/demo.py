@@ -6,18 +6,69 @@ Nothing here is fit for a real card: the keys are derived from a published demo 
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
 
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.personalise import CardContents, Personaliser
 from healthcard.card.profile import PROFILE_32K, Profile
 from healthcard.card.sam import build_sam
+from healthcard.keys import certificates, sm2
 from healthcard.keys.cardkeys import demo_master_keys, demo_transport_key, derive_card_keys
+from healthcard.keys.primitives import sm3
 from healthcard.keys.recipes import province_factor
 
 DEMO_SERIAL = bytes.fromhex("0081866B00001015")
 DEMO_SAM_SERIAL = bytes.fromhex("5341304100000001")
 DEMO_TERMINAL = bytes.fromhex("410100000001")  # Henan, Zhengzhou, issuer 00, terminal 000001
 DEMO_SAM_PIN = "123456"
+DEMO_ROOT_INDEX = 1
+DEMO_VALID_FROM = dt.date(2026, 1, 1)
+DEMO_VALID_UNTIL = dt.date(2036, 12, 31)
+
+
+def _demo_private(label: str) -> bytes:
+    """A public, fixed demo SM2 private key: SM3 of a label (below the curve order n)."""
+    return sm3(f"HealthCard demo {label}".encode())
+
+
+@cache
+def demo_root_public() -> bytes:
+    return sm2.public_key(_demo_private("national root"))
+
+
+def demo_trust() -> certificates.TrustStore:
+    """The trust store of the demo national root (root key index 1)."""
+    return certificates.TrustStore({DEMO_ROOT_INDEX: demo_root_public()})
+
+
+@cache
+def demo_issuer_certificate(issuer_code: str = "41000000001") -> bytes:
+    """The demo issuer certificate (180 B) of a province card centre, from the demo root."""
+    public = sm2.public_key(_demo_private(f"issuer {issuer_code}"))
+    return certificates.issue_issuer_certificate(
+        _demo_private("national root"),
+        DEMO_ROOT_INDEX,
+        issuer_code,
+        public,
+        DEMO_VALID_FROM,
+        DEMO_VALID_UNTIL,
+        1,
+    )
+
+
+@cache
+def _demo_sam_certificate(serial: bytes, terminal: bytes) -> bytes:
+    public = sm2.public_key(_demo_private(f"SAM {serial.hex()}"))
+    return certificates.issue_sam_certificate(
+        _demo_private("national root"),
+        DEMO_ROOT_INDEX,
+        serial,
+        terminal,
+        public,
+        DEMO_VALID_FROM,
+        DEMO_VALID_UNTIL,
+        2,
+    )
 
 
 def tiny_jpeg() -> bytes:
@@ -104,8 +155,24 @@ def issue_demo_card(
 
 
 def demo_sam(serial: bytes = DEMO_SAM_SERIAL) -> CardState:
-    """A SAM holding the demo level-1 keys."""
-    return build_sam(serial, demo_master_keys(), DEMO_TERMINAL, DEMO_SAM_PIN)
+    """An issuer SAM holding the demo level-1 keys (version 1), a demo SM2 signing key and its
+    certificate from the demo root."""
+    return build_sam(
+        serial,
+        demo_master_keys(),
+        DEMO_TERMINAL,
+        DEMO_SAM_PIN,
+        issuer_certificate=demo_issuer_certificate(),
+        sam_certificate=_demo_sam_certificate(serial, DEMO_TERMINAL),
+        sign_key=_demo_private(f"SAM {serial.hex()}"),
+    )
 
 
-__all__ = ["demo_contents", "demo_sam", "issue_demo_card", "tiny_jpeg"]
+__all__ = [
+    "demo_contents",
+    "demo_issuer_certificate",
+    "demo_sam",
+    "demo_trust",
+    "issue_demo_card",
+    "tiny_jpeg",
+]

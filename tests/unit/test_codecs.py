@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from healthcard.card import codecs
-from healthcard.card.atr import build_atr, chip_serial, historical_bytes
+from healthcard.card.atr import KeyInfo, build_atr, chip_serial, historical_bytes, key_info
 from healthcard.errors import EncodingError, InvalidValue
 
 
@@ -251,10 +251,23 @@ def _xor(data: bytes) -> int:
 
 def test_demo_atr_layout() -> None:
     serial = bytes.fromhex("0081866B00001015")
-    atr = build_atr(serial)
-    assert atr == bytes.fromhex("3B8E800180730000C048" + "0081866B00001015") + bytes([atr[-1]])
-    assert historical_bytes(atr) == bytes.fromhex("80730000C048") + serial
+    atr = build_atr(serial, KeyInfo(0x01, 1))
+    assert atr == bytes.fromhex("3B8D8001" + "80" + "520101" + "48" + "0081866B00001015") + bytes([atr[-1]])
+    assert historical_bytes(atr) == bytes.fromhex("8052010148") + serial
     assert chip_serial(atr) == serial
+    assert key_info(atr) == KeyInfo(0x01, 1)
+
+
+def test_atr_key_info_city_level_and_sam_versions() -> None:
+    serial = bytes.fromhex("5341304100000001")
+    card = build_atr(serial, KeyInfo(0x02, 3, city_level=True))
+    assert historical_bytes(card)[1:4] == bytes.fromhex("520283")  # 3DES, version 3 | city bit
+    assert key_info(card) == KeyInfo(0x02, 3, city_level=True)
+    sam = build_atr(serial, KeyInfo(0x01, 2, previous=1), sam=True)
+    assert historical_bytes(sam)[1:5] == bytes.fromhex("53010201")
+    assert key_info(sam) == KeyInfo(0x01, 2, previous=1)
+    assert key_info(build_atr(serial, KeyInfo(0x01, 2), sam=True)).previous is None
+    assert chip_serial(sam) == serial
 
 
 @given(st.binary(min_size=8, max_size=8))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from healthcard.card.apdu import CommandAPDU, MalformedAPDU, ResponseAPDU
-from healthcard.card.atr import build_atr
+from healthcard.card.atr import CITY_LEVEL, KeyInfo, build_atr
 from healthcard.card.filesystem import (
     DF,
     EF,
@@ -51,7 +51,29 @@ class CardState:
 
     @property
     def atr(self) -> bytes:
-        return build_atr(self.serial)
+        return build_atr(self.serial, self.key_info(), sam=self.application == "sam")
+
+    def key_info(self) -> KeyInfo:
+        """The key info the ATR announces (DECISIONS.md §17): a card's from its DDF1 read key
+        (all its keys share one version and algorithm), a SAM's from the masters it holds."""
+        if self.application == "sam":
+            masters = {
+                kid >> 8: key
+                for df in self.mf.walk()
+                for (use, kid), key in df.keys.items()
+                if use == KeyUse.MASTER
+            }
+            if not masters:
+                return KeyInfo(Algorithm.SM4, 0, previous=None)
+            current = max(masters)
+            previous = current - 1 if current - 1 in masters else None
+            return KeyInfo(masters[current].algorithm, current, previous=previous)
+        ddf1 = next((df for df in self.mf.walk() if df.fid == 0xDDF1), None)
+        key = ddf1.keys.get((KeyUse.AUTH, 0x04)) if ddf1 is not None else None
+        if key is not None:
+            return KeyInfo(key.algorithm, key.version & 0x7F, bool(key.version & CITY_LEVEL))
+        transport = self.mf.keys.get((KeyUse.TRANSPORT, 0))
+        return KeyInfo(transport.algorithm if transport else Algorithm.SM4, 0)
 
     @classmethod
     def blank(cls, serial: bytes, transport_key: bytes, algorithm: Algorithm = Algorithm.SM4) -> CardState:

@@ -62,8 +62,10 @@ class KeyUse(enum.IntEnum):
     LOCK = 0x03
     PIN_UNBLOCK = 0x04
     TRANSPORT = 0x05
+    CARD_MASTER = 0x06  # the card master key MKMF (key replacement after issuance)
     PIN = 0x10
-    MASTER = 0x20  # a SAM's national level-1 master key, addressed by its SAM key index
+    MASTER = 0x20  # a SAM's national level-1 master key: kid = version << 8 | SAM key index
+    SIGN = 0x30  # a SAM's SM2 private key (visit-record signatures)
 
 
 @dataclass

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 from healthcard.card import codecs
 from healthcard.card.apdu import CommandAPDU, ResponseAPDU
+from healthcard.card.atr import CITY_LEVEL
 from healthcard.card.filesystem import FileKind, KeyUse
 from healthcard.card.profile import AIDS, DDF1_NAME, DF_FIDS, EFSpec, Item, Profile
 from healthcard.card.sw import exception_for, is_success
 from healthcard.errors import EncodingError, InvalidValue
 from healthcard.keys import recipes
+from healthcard.keys.keyset import CardKeySet
 from healthcard.keys.primitives import Algorithm
 from healthcard.keys.table import KEY_TABLE
 from healthcard.keys.table import KeyUse as TableUse
@@ -30,6 +32,7 @@ _USE = {
     TableUse.MAINTENANCE: KeyUse.MAINTENANCE,
     TableUse.LOCK: KeyUse.LOCK,
     TableUse.PIN_UNBLOCK: KeyUse.PIN_UNBLOCK,
+    TableUse.MASTER: KeyUse.CARD_MASTER,
     TableUse.TRANSPORT: KeyUse.TRANSPORT,
 }
 AUTH_TRIES = 15
@@ -106,6 +109,32 @@ def key_record(kid: int, use: KeyUse, algorithm: Algorithm, version: int, tries:
     return bytes([kid, use, algorithm, version, tries, len(value)]) + value
 
 
+def version_byte(keys: CardKeySet) -> int:
+    """The key-version byte every key record carries: the version, bit 8 set when the two-level
+    keys include the city level 3 (the card's ATR announces it, DECISIONS.md §17)."""
+    return (keys.version & 0x7F) | (CITY_LEVEL if keys.city_level else 0)
+
+
+def key_records(keys: CardKeySet, df: str) -> list[bytes]:
+    """The WRITE KEY records of the card keys that ``df`` holds, in key-table order (the chip's
+    transport key is the factory's, never rewritten)."""
+    return [
+        key_record(spec.kid, _USE[spec.use], keys.algorithm, version_byte(keys), AUTH_TRIES, keys[spec.name])
+        for spec in KEY_TABLE
+        if spec.df == df and spec.use is not TableUse.TRANSPORT and spec.name in keys.keys
+    ]
+
+
+def write_key_command(
+    transport_key: bytes, challenge: bytes, record: bytes, algorithm: Algorithm = Algorithm.SM4
+) -> CommandAPDU:
+    """WRITE KEY ``84 D4 00 00 Lc E(Ks, L ‖ record ‖ pad) ‖ MAC`` under the chip's transport key,
+    ``Ks = D(TK, challenge)`` (DECISIONS.md §6, §13, §16): the record never crosses in clear."""
+    ks = recipes.session_key(transport_key, challenge, algorithm)
+    header = bytes((0x84, 0xD4, 0, 0))
+    return CommandAPDU(0x84, 0xD4, 0, 0, recipes.sm_wrap(ks, header, record, algorithm))
+
+
 class Personaliser:
     """Personalises one blank chip through ``transmit``."""
 
@@ -126,9 +155,7 @@ class Personaliser:
 
     def write_key(self, record: bytes) -> None:
         challenge = self.send(CommandAPDU(0x00, 0x84, 0, 0, le=8))
-        ks = recipes.session_key(self._transport_key, challenge, self.algorithm)
-        header = bytes((0x84, 0xD4, 0, 0))
-        self.send(CommandAPDU(0x84, 0xD4, 0, 0, recipes.sm_wrap(ks, header, record, self.algorithm)))
+        self.send(write_key_command(self._transport_key, challenge, record, self.algorithm))
 
     def plan(self, profile: Profile, contents: CardContents) -> dict[str, list[bytes]]:
         """Encode everything first: per ``"DF/EF"`` the records (or the file content) to write.
@@ -163,8 +190,11 @@ class Personaliser:
             raise EncodingError("pin", "the cardholder PIN is 6 digits")
         return plan
 
-    def run(self, profile: Profile, keys: Mapping[str, bytes], contents: CardContents) -> int:
-        """Personalise; returns the number of APDUs sent."""
+    def run(self, profile: Profile, keys: Mapping[str, bytes] | CardKeySet, contents: CardContents) -> int:
+        """Personalise with the card's key set (a plain mapping: version 1 in the personaliser's
+        algorithm); returns the number of APDUs sent."""
+        if not isinstance(keys, CardKeySet):
+            keys = CardKeySet(b"", 1, self.algorithm, False, keys)
         plan = self.plan(profile, contents)
         self.send(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("3F00")))
         self._install_keys("MF", keys, contents.pin)
@@ -190,11 +220,8 @@ class Personaliser:
         self.send(CommandAPDU(0x80, 0xE6, 0, 0))
         return self.apdus
 
-    def _install_keys(self, df: str, keys: Mapping[str, bytes], pin: str | None) -> None:
-        for spec in KEY_TABLE:
-            if spec.df != df or spec.name not in keys:
-                continue
-            record = key_record(spec.kid, _USE[spec.use], self.algorithm, 1, AUTH_TRIES, keys[spec.name])
+    def _install_keys(self, df: str, keys: CardKeySet, pin: str | None) -> None:
+        for record in key_records(keys, df):
             self.write_key(record)
         if pin is not None:
             self.write_key(key_record(0x01, KeyUse.PIN, self.algorithm, 1, 3, bytes.fromhex(pin)))

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from healthcard.card import codecs
 from healthcard.card.apdu import CommandAPDU
-from healthcard.card.atr import chip_serial
+from healthcard.card.atr import KeyInfo, chip_serial, key_info
 from healthcard.card.filesystem import SMLevel
 from healthcard.card.personalise import Value, cyclic_record, encode_item, photo_file
 from healthcard.card.profile import (
@@ -31,8 +31,26 @@ from healthcard.card.profile import (
 )
 from healthcard.card.sw import exception_for, is_success
 from healthcard.codes import meaning
-from healthcard.errors import InvalidValue, RecordInvalid, RecordNotFound, SamError
+from healthcard.errors import (
+    CertificateError,
+    InvalidValue,
+    KeyVersionError,
+    RecordInvalid,
+    RecordNotFound,
+    SamError,
+)
 from healthcard.keys import recipes
+from healthcard.keys.certificates import (
+    ED_RECORD_LENGTH,
+    EE_RECORD_LENGTH,
+    SAM_CERTIFICATE_LENGTH,
+    Certificate,
+    TrustStore,
+    verify_visit_record,
+    visit_digest,
+    visit_tail,
+)
+from healthcard.keys.primitives import Algorithm
 from healthcard.keys.table import KEY_TABLE, Depth, KeySpec, KeyUse, maintenance_key
 from healthcard.terminal.records import (
     Address,
@@ -93,24 +111,35 @@ class HealthCardTerminal:
         sam_pin: str = "123456",
         profile: Profile = PROFILE_32K,
         extended: bool = True,
+        trust: TrustStore | None = None,
+        sign_visits: bool = True,
     ) -> None:
         self.card = card
         self.sam = sam
         self.sam_pin = sam_pin
         self.profile = profile
         self.extended = extended  # the card and reader take extended-length APDUs
+        self.trust = trust  # national roots, to verify visit-record signatures
+        self.sign_visits = sign_visits and profile.tail  # the 8K profile has no signature tail
         self.serial = b""
         self.province = b""
+        self.city = b""
         self.city_code = ""
+        self.card_keys = KeyInfo(Algorithm.SM4, 0)
+        self.sam_keys = KeyInfo(Algorithm.SM4, 0)
+        self._sam_certificate: bytes | None = None
         self._df = "MF"
         self._auth: set[str] = set()
 
     # --- session -----------------------------------------------------------------------
     def open(self) -> None:
-        """Power both cards, unlock the SAM, learn the card's diversification factors."""
-        self.serial = chip_serial(self.card.connect())
+        """Power both cards, unlock the SAM, learn the card's diversification factors and key
+        version (from the two ATRs, DECISIONS.md §17)."""
+        atr = self.card.connect()
+        self.serial, self.card_keys = chip_serial(atr), key_info(atr)
         self._df, self._auth = "MF", set()
-        self.sam.connect()
+        self._sam_certificate = None
+        self.sam_keys = key_info(self.sam.connect())
         self._sam(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("3F00")))
         self._sam(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("DF01")))
         self._sam(CommandAPDU(0x00, 0x20, 0, 0, bytes.fromhex(self.sam_pin)))
@@ -119,6 +148,34 @@ class HealthCardTerminal:
         city = self._cmd(0x00, 0xB2, 0x39, 0x00, le=5)
         self.city_code = codecs.decode_cn(city[2:])
         self.province = recipes.province_factor(self.city_code)
+        self.city = (self.city_code[:4] + "0000").encode("ascii")
+
+    @property
+    def algorithm(self) -> Algorithm:
+        """The algorithm of the card's keys, from its ATR."""
+        try:
+            return Algorithm(self.card_keys.algorithm)
+        except ValueError:
+            raise KeyVersionError(
+                f"the card's keys use algorithm {self.card_keys.algorithm:02X}, unknown"
+            ) from None
+
+    def _version_suffix(self) -> bytes:
+        """Empty when the card's keys are the SAM's current version, the version byte when they
+        are the previous one the SAM still holds; otherwise the card cannot be authenticated."""
+        card, sam = self.card_keys.version, self.sam_keys
+        if card == sam.version and card:
+            return b""
+        if sam.previous is not None and card == sam.previous:
+            return bytes([card])
+        held = " and ".join(str(v) for v in (sam.version, sam.previous) if v)
+        if not card:
+            raise KeyVersionError("the card carries no key version in its ATR: it is not personalised")
+        if card > sam.version:
+            hint = "this SAM predates the national key rollover: replace the SAM"
+        else:
+            hint = "the card predates the keys this SAM holds: the card must be replaced"
+        raise KeyVersionError(f"the card's keys are version {card}; this SAM holds version {held} ({hint})")
 
     def close(self) -> None:
         self.card.disconnect()
@@ -158,18 +215,25 @@ class HealthCardTerminal:
         self._cmd(0x00, 0xA4, 0, 0, fid.to_bytes(2, "big"))
 
     def _factors(self, spec: KeySpec) -> bytes:
-        return self.serial + (self.province if spec.depth is Depth.PROVINCE_CARD else b"")
+        if spec.depth is not Depth.PROVINCE_CARD:
+            return self.serial
+        return self.serial + self.province + (self.city if self.card_keys.city_level else b"")
 
     def _challenge(self) -> bytes:
         return self._cmd(0x00, 0x84, 0, 0, le=8)
 
     def _load(self, spec: KeySpec, challenge: bytes) -> None:
         assert spec.sam_p1 is not None and spec.sam_index is not None
-        self._sam(CommandAPDU(0x80, 0xDE, spec.sam_p1, spec.sam_index, self._factors(spec) + challenge))
+        p1 = spec.sam_p1
+        if self.card_keys.city_level and spec.depth is Depth.PROVINCE_CARD:
+            p1 = 0x60 | (p1 & 0x0F)  # three levels: province, city, card
+        data = self._factors(spec) + challenge + self._version_suffix()
+        self._sam(CommandAPDU(0x80, 0xDE, p1, spec.sam_index, data))
 
     def authenticate(self, key_name: str) -> None:
         """Read-key (RK) or update-key (UK) authentication, CARD-SPEC.md §6.4."""
         spec = next(s for s in KEY_TABLE if s.name == key_name)
+        self._version_suffix()  # refuse a card of a key version the SAM lacks, before any APDU
         self.select_df(spec.df)
         if key_name in self._auth:
             return
@@ -181,7 +245,7 @@ class HealthCardTerminal:
             challenge = self._challenge()  # R2 goes to the SAM; the card keeps it
         self._load(spec, challenge)
         c = self._sam(CommandAPDU(0x80, 0xFA, 0, 0, plain + bytes(8)))
-        self._cmd(0x00, 0x82, 0x00, spec.kid, recipes.fold(c) + plain + b"\x01")
+        self._cmd(0x00, 0x82, 0x00, spec.kid, recipes.fold(c) + plain + bytes([self.algorithm]))
         self._auth.add(key_name)
 
     def _sm_body(self, df: str, header: bytes, payload: bytes | None) -> bytes:
@@ -190,15 +254,18 @@ class HealthCardTerminal:
         stk = maintenance_key(df)
         challenge = self._challenge()
         self._load(stk, challenge)
+        block = self.algorithm.block_size
         ciphertext = b""
         if payload is not None:
             ciphertext = self._sam(
-                CommandAPDU(0x80, 0xFA, 0, 0, recipes.pad(bytes([len(payload)]) + payload))
+                CommandAPDU(0x80, 0xFA, 0, 0, recipes.pad(bytes([len(payload)]) + payload, block))
             )
             self._load(stk, challenge)  # the SDK loads the key again before the MAC
         lc = len(ciphertext) + 4
         mac = self._sam(
-            CommandAPDU(0x80, 0xFA, 0x05, 0x00, bytes(16) + recipes.pad(header + bytes([lc]) + ciphertext))
+            CommandAPDU(
+                0x80, 0xFA, 0x05, 0x00, bytes(16) + recipes.pad(header + bytes([lc]) + ciphertext, block)
+            )
         )
         return ciphertext + mac[:4]
 
@@ -541,10 +608,35 @@ class HealthCardTerminal:
         else:
             dates = self._visit_dates(kind)
             slot = min(dates, key=lambda s: dates[s])
+        if self.sign_visits:
+            data = data + self.visit_signature(kind, data)
         self.erase_visit(kind, slot)
         self.write_visit_bytes(kind, slot, 0, data)
         self.sign_visit(kind, slot)
         return slot
+
+    # --- visit-record signatures (DECISIONS.md §19) ------------------------------------------
+    def sam_certificate(self) -> bytes:
+        """The SAM's certificate (SAM file DF01/001C, 190 bytes), read once per session."""
+        if self._sam_certificate is None:
+            self._sam(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("001C")))
+            self._sam_certificate = self._sam(CommandAPDU(0x00, 0xB0, 0, 0, le=SAM_CERTIFICATE_LENGTH))
+        return self._sam_certificate
+
+    def visit_signature(self, kind: str, data: bytes) -> bytes:
+        """The 254-byte tail of a visit record: the SAM's SM2 signature over SM3 of the data
+        part, then the SAM's certificate."""
+        digest = visit_digest(kind, data)
+        signature = self._sam(CommandAPDU(0x80, 0xF8, 0, 0, digest))
+        return visit_tail(signature, self.sam_certificate())
+
+    def verify_visit(self, kind: str, slot: int, today: dt.date) -> Certificate:
+        """Check a visit record's signature against the national roots of ``self.trust``;
+        returns the signing SAM's certificate, raises :class:`CertificateError` saying why not."""
+        if self.trust is None:
+            raise CertificateError("unknown-root", "this terminal has no trust store of national roots")
+        total = EE_RECORD_LENGTH if kind == "EE" else ED_RECORD_LENGTH
+        return verify_visit_record(kind, self._visit_raw(kind, slot, 0, total), self.trust, today)
 
     def write_outpatient_record(self, record: OutpatientRecord | Mapping[str, Value]) -> int:
         """Write an outpatient record (keeps the newest five); returns the ED slot used."""
