@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from healthcard import demo
 from healthcard.card import image
@@ -25,6 +24,8 @@ from healthcard.card.personalise import CardContents
 from healthcard.card.profile import PROFILE_32K, PROFILES
 from healthcard.card.sam import SamOS
 from healthcard.card.sw import describe
+from healthcard.cli.common import console, fail
+from healthcard.cli.keys import keys_app, sam_app
 from healthcard.cli.render import card_tables, outpatient_table, print_tables
 from healthcard.errors import HealthCardError
 from healthcard.terminal.records import Code, Diagnosis, Fee, Medication, OutpatientRecord
@@ -36,7 +37,8 @@ card_app = typer.Typer(
     help="Simulated cards: make, show, talk to, and serve them to PC/SC.", no_args_is_help=True
 )
 app.add_typer(card_app, name="card")
-console = Console()
+app.add_typer(keys_app, name="keys")
+app.add_typer(sam_app, name="sam")
 
 Passphrase = Annotated[
     str,
@@ -46,11 +48,6 @@ Passphrase = Annotated[
         help="passphrase that seals the keys in card images",
     ),
 ]
-
-
-def _fail(exc: HealthCardError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(2)
 
 
 def _sealer(passphrase: str) -> image.Sealer:
@@ -100,7 +97,7 @@ def card_new(
         state = demo.issue_demo_card(bytes.fromhex(serial), _contents(holder), PROFILES[profile])
         image.save(state, out, _sealer(passphrase))
     except HealthCardError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"card {state.serial.hex().upper()} ({state.profile}, {state.lifecycle.value}) → {out}")
 
 
@@ -126,7 +123,7 @@ def card_show(
         console.print(f"card {state.serial.hex().upper()} · {state.profile} · {state.lifecycle.value}")
         print_tables(console, card_tables(terminal, terminal.profile))
     except HealthCardError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @card_app.command("apdu")
@@ -140,7 +137,7 @@ def card_apdu(
     try:
         state = image.load(path, sealer)
     except HealthCardError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     changed = []
     card = SamOS(state) if state.application == "sam" else CardOS(state, on_change=changed.append)
     console.print(f"ATR {card.power_on().hex().upper()}")
@@ -177,7 +174,7 @@ def card_serve(
         state = image.load(path, sealer)
         sam_state = image.load(sam, sealer) if sam else None
     except HealthCardError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     bridges = [
         VpcdBridge(
             CardOS(state, on_change=lambda s: image.save(s, path, sealer)), host or "127.0.0.1", int(port)
@@ -253,4 +250,4 @@ def run_demo(
         console.print(outpatient_table(terminal2.read_outpatient(slot)))
         console.print("[green]demo complete[/green]")
     except HealthCardError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
