@@ -30,6 +30,11 @@ class KeyInfo:
     city_level: bool = False
     previous: int | None = None  # SAMs only
 
+    def __str__(self) -> str:
+        name = {0x01: "SM4", 0x02: "3DES"}.get(self.algorithm, f"algorithm {self.algorithm:02X}")
+        text = f"{name} keys v{self.version}" + (" with city level" if self.city_level else "")
+        return text + (f" (and v{self.previous})" if self.previous else "")
+
     def to_bytes(self, sam: bool = False) -> bytes:
         kv = (self.version & 0x7F) | (CITY_LEVEL if self.city_level else 0)
         body = bytes([self.algorithm, kv]) + (bytes([self.previous or 0]) if sam else b"")

@@ -7,7 +7,6 @@ code 2.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import signal
@@ -24,11 +23,11 @@ from healthcard.card.personalise import CardContents
 from healthcard.card.profile import PROFILE_32K, PROFILES
 from healthcard.card.sam import SamOS
 from healthcard.card.sw import describe
+from healthcard.cli import scenario
 from healthcard.cli.common import console, fail
 from healthcard.cli.keys import keys_app, sam_app
-from healthcard.cli.render import card_tables, outpatient_table, print_tables
+from healthcard.cli.render import card_tables, print_tables
 from healthcard.errors import HealthCardError
-from healthcard.terminal.records import Code, Diagnosis, Fee, Medication, OutpatientRecord
 from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import SimulatorTransport
 
@@ -207,47 +206,12 @@ def card_serve(
 @app.command("demo")
 def run_demo(
     data_dir: Annotated[
-        Path, typer.Option(envvar="HEALTHCARD_DATA_DIR", help="where the demo image goes")
+        Path, typer.Option(envvar="HEALTHCARD_DATA_DIR", help="the data directory (the demo uses <dir>/demo)")
     ] = Path("data"),
 ) -> None:
-    """The scripted terminal demo: issue a card, insert it, read every file, write a visit, read it back."""
+    """The scripted demo: key ceremony, province keys, a SAM, two provinces' cards at one terminal,
+    a signed visit record, a key rollover."""
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path = data_dir / "demo-card.img.json"
-        sealer = _sealer("")
-        console.rule("1. issue a card with demo keys (personalisation by APDU)")
-        state = demo.issue_demo_card()
-        image.save(state, path, sealer)
-        console.print(
-            f"chip {state.serial.hex().upper()} · {state.profile} · {state.lifecycle.value} · image {path}"
-        )
-        console.rule("2. insert it into a terminal with a SAM and read every file")
-        state = image.load(path, sealer)
-        card = CardOS(state, on_change=lambda s: image.save(s, path, sealer))
-        transport = SimulatorTransport(card)
-        terminal = HealthCardTerminal(transport, SimulatorTransport(SamOS(demo.demo_sam())))
-        terminal.open()
-        print_tables(console, card_tables(terminal, terminal.profile))
-        console.rule("3. write an outpatient record")
-        record = OutpatientRecord(
-            institution_name="郑州大学第一附属医院",
-            institution_code="41560001X",
-            visit_time=dt.datetime(2026, 11, 23, 9, 30),
-            outpatient_no="MZ20261123001",
-            department="呼吸内科",
-            payment_method=Code("03", None),
-            diagnoses=[Diagnosis("咳嗽", "R05", dt.date(2026, 11, 23), "急性支气管炎", "J20.9")],
-            medications=[Medication("阿莫西林胶囊", "5", "每日3次", "g", "0.5", "01")],
-            fees=[Fee("挂号费", "1", 1000), Fee("西药费", "2", 3650)],
-        )
-        transport.trace.clear()
-        slot = terminal.write_outpatient_record(record)
-        console.print(
-            f"written to ED{slot:02d} with {transport.trace.count} card APDUs (erase index, write, sign index)"
-        )
-        console.rule("4. read it back (a fresh power-up, from the saved image)")
-        terminal2, _ = _terminal(image.load(path, sealer))
-        console.print(outpatient_table(terminal2.read_outpatient(slot)))
-        console.print("[green]demo complete[/green]")
+        scenario.run(console, data_dir)
     except HealthCardError as exc:
         raise fail(exc) from None

@@ -1,0 +1,54 @@
+"""Personalising a card from a province's key set (the issuing side of DECISIONS.md §12).
+
+The chip arrives from the factory holding its transport key ``TK = D(TKM, serial)``; the
+issuer derives the card's own key set from the province set (``D(K2, serial)`` / ``D(K1,
+serial)``), loads it with WRITE KEY under the transport key, writes the holder's files and the
+province's issuer certificate (DDF1/EF05 tag 05), and ends personalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from healthcard.card.cos import CardOS, CardState
+from healthcard.card.personalise import CardContents, Personaliser
+from healthcard.card.profile import PROFILE_32K, Profile
+from healthcard.issuance.keycentre import KeyCentre
+from healthcard.keys.keyset import KeySet
+
+
+def blank_chip(issuing: KeySet, serial: bytes, centre: KeyCentre) -> CardState:
+    """A chip as the factory delivers it: empty, holding only its transport key."""
+    keys = centre.card_keys(issuing, serial)
+    return CardState.blank(serial, keys["TKMF"], issuing.algorithm)
+
+
+def personalise(
+    transmit: Callable[[bytes], bytes],
+    issuing: KeySet,
+    serial: bytes,
+    contents: CardContents,
+    centre: KeyCentre,
+    profile: Profile = PROFILE_32K,
+) -> int:
+    """Personalise the chip behind ``transmit`` (in-process, PC/SC or vpcd); the APDU count."""
+    keys = centre.card_keys(issuing, serial)
+    items = contents.items.setdefault("DDF1/EF05", {})
+    items.setdefault("issuer_certificate", centre.issuer_certificate(issuing.id.region[:2]))
+    return Personaliser(transmit, keys["TKMF"], issuing.algorithm).run(profile, keys, contents)
+
+
+def issue_simulated_card(
+    centre: KeyCentre,
+    issuing: KeySet,
+    serial: bytes,
+    contents: CardContents,
+    profile: Profile = PROFILE_32K,
+) -> CardState:
+    """A simulated chip, personalised: its state (ISSUED)."""
+    state = blank_chip(issuing, serial, centre)
+    card = CardOS(state)
+    card.power_on()
+    personalise(card.process, issuing, serial, contents, centre, profile)
+    state.profile = profile.id
+    return state
