@@ -17,7 +17,15 @@ from rich.panel import Panel
 from rich.table import Table
 
 from healthcard.card import image
-from healthcard.cli.common import KekOption, StoreOption, console, fail, kek_from_env, open_centre
+from healthcard.cli.common import (
+    KekOption,
+    StoreOption,
+    console,
+    default_store,
+    fail,
+    kek_from_env,
+    open_centre,
+)
 from healthcard.errors import HealthCardError, InvalidValue
 from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
 from healthcard.keys import ceremony as ceremonies
@@ -89,6 +97,9 @@ def _entered(texts: list[str], components: int) -> list[ceremonies.Component]:
 
 
 def _secret(components: int, threshold: int | None, entered: list[str] | None) -> bytes:
+    """The ceremony's secret: rebuilt from the entered components (each checked against its
+    KCV), or fresh, its components shown.  Called before the store is touched, so a mistyped
+    component leaves nothing written."""
     threshold = threshold or components
     if entered:
         return ceremonies.combine(_entered(entered, components), components, threshold)
@@ -106,10 +117,8 @@ def _kcv_table(keyset: KeySet) -> Table:
     return table
 
 
-def _national_ceremony(
-    centre: KeyCentre, components: int, threshold: int | None, algorithm: str, entered: list[str] | None
-) -> None:
-    national = centre.ceremony(_secret(components, threshold, entered), _algorithm(algorithm))
+def _national_ceremony(centre: KeyCentre, secret: bytes, algorithm: Algorithm) -> None:
+    national = centre.ceremony(secret, algorithm)
     console.print(_kcv_table(national))
     console.print(f"stored {national.id} in {centre.store.path} ({centre.store.kek.label})")
 
@@ -125,12 +134,14 @@ def keys_ceremony(
 ) -> None:
     """Make the national level-1 key set from custodians' components (XOR, or k of n)."""
     try:
-        centre = open_centre(store, kek, create=True)
-        if centre.store.current_version() is not None:
+        chosen = _algorithm(algorithm)
+        existing = open_centre(store, kek) if (store or default_store()).exists() else None
+        if existing is not None and existing.store.current_version() is not None:
             raise InvalidValue(
                 "ceremony", "the store already holds a national set: use `healthcard keys rotate`"
             )
-        _national_ceremony(centre, components, threshold, algorithm, component)
+        secret = _secret(components, threshold, component)  # before the store is created
+        _national_ceremony(existing or open_centre(store, kek, create=True), secret, chosen)
     except HealthCardError as exc:
         raise fail(exc) from None
 
@@ -147,11 +158,12 @@ def keys_rotate(
     """Key rollover: a new national version from a new ceremony; SAMs made afterwards hold the
     new version and the previous one, so cards of either keep working."""
     try:
+        chosen = _algorithm(algorithm)
         centre = open_centre(store, kek)
         before = centre.store.current_version()
         if before is None:
             raise InvalidValue("rotate", "no national set yet: run `healthcard keys ceremony` first")
-        _national_ceremony(centre, components, threshold, algorithm, component)
+        _national_ceremony(centre, _secret(components, threshold, component), chosen)
         console.print(
             f"national keys rotated v{before} → v{before + 1}: derive the province sets again and reissue SAMs"
         )
@@ -223,8 +235,8 @@ def keys_transport_key(
 ) -> None:
     """Make (or, with --component, enter) a transport key (ZMK) that wraps key exports."""
     try:
-        centre = open_centre(store, kek, create=True)
         secret = _secret(components, None, component)
+        centre = open_centre(store, kek, create=True)
         kcv = ceremonies.Component(0, secret).kcv
         centre.store.put_secret(f"transport/{name}", "transport", secret, algorithm="SM4", kcv=kcv)
         console.print(f"transport key {name} stored, check value {kcv}")
