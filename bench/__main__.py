@@ -1,16 +1,16 @@
 """Swipe cost and raw card throughput, measured side by side in one run.
 
-Run with ``make bench`` (or ``.venv/bin/python -m bench [--write docs/benchmarks.md]``).  The
-machine is shared and noisy: every figure is a median over repeats, and the comparisons that
-matter (in-process vs pcscd + vpcd) are measured in the same run.
+Run with ``make bench`` (or ``.venv/bin/python -m bench [--write docs/benchmarks.md] [--quick]
+[--only keys]``).  The machine is shared and noisy: every figure is a median over repeats, and the
+comparisons that matter (in-process vs pcscd + vpcd, our SM4 vs ``openssl speed``) are measured
+in the same run.  The "## Keys" section lives in :mod:`bench.keys`.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
-import platform
+import shlex
 import statistics
 import sys
 import time
@@ -18,10 +18,11 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.common import made_by, median_seconds, visit
+from bench.keys import run_keys
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.sam import SamOS
 from healthcard.demo import demo_sam, issue_demo_card
-from healthcard.terminal.records import Code, Diagnosis, Fee, Medication, OutpatientRecord
 from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import Exchange, SimulatorTransport
 
@@ -46,20 +47,6 @@ def wire_seconds(exchanges: list[Exchange]) -> float:
     return total
 
 
-def visit(n: int) -> OutpatientRecord:
-    return OutpatientRecord(
-        institution_name="郑州大学第一附属医院",
-        institution_code="41560001X",
-        visit_time=dt.datetime(2026, 1, 1, 9, 0) + dt.timedelta(days=n),
-        outpatient_no=f"MZ{n:08d}",
-        department="呼吸内科",
-        payment_method=Code("03", None),
-        diagnoses=[Diagnosis("咳嗽", "R05", dt.date(2026, 1, 1), "急性支气管炎", "J20.9")] * 3,
-        medications=[Medication("阿莫西林胶囊", "5", "每日3次", "g", "0.5", "01")] * 3,
-        fees=[Fee("西药费", "2", 3650 + n)] * 5,
-    )
-
-
 def full_card() -> CardState:
     """The demo card with all five outpatient slots filled."""
     state = issue_demo_card()
@@ -68,15 +55,6 @@ def full_card() -> CardState:
     for n in range(5):
         terminal.write_outpatient_record(visit(n))
     return state
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def bench_swipe(repeats: int) -> dict[str, float]:
@@ -162,9 +140,7 @@ def report(swipe: dict[str, float], tp: dict[str, float | str], command: str) ->
     lines = [
         "# Benchmarks",
         "",
-        f"Made by `{command}` on {dt.date.today()} ({platform.python_implementation()} "
-        f"{platform.python_version()}, {platform.machine()}, shared 2-core machine). Medians; "
-        "the in-process and PC/SC loops ran side by side in the same run.",
+        f"{made_by(command)} Medians; the in-process and PC/SC loops ran side by side in the same run.",
         "",
         "## A full swipe",
         "",
@@ -213,10 +189,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--write", type=Path, help="write the report to this markdown file")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--only", choices=["keys"], help="run only this section (the page gets only it)")
     args = parser.parse_args()
-    swipe = bench_swipe(15 if args.quick else 101)
-    tp = bench_throughput(500 if args.quick else 5000, 100 if args.quick else 500)
-    text = report(swipe, tp, "make bench")
+    # `make bench` runs exactly `.venv/bin/python -m bench --write docs/benchmarks.md`
+    full = not (args.quick or args.only)
+    command = "make bench" if full else shlex.join([".venv/bin/python", "-m", "bench", *sys.argv[1:]])
+    sections: list[str] = []
+    if args.only is None:
+        swipe = bench_swipe(15 if args.quick else 101)
+        tp = bench_throughput(500 if args.quick else 5000, 100 if args.quick else 500)
+        sections.append(report(swipe, tp, command))
+    else:
+        sections.append("# Benchmarks\n")
+    sections.append(run_keys(command, args.quick))
+    text = "\n".join(sections)
     sys.stdout.write(text)
     if args.write:
         args.write.write_text(text, encoding="utf-8")
