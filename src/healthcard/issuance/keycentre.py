@@ -41,6 +41,7 @@ from healthcard.keys.keyset import (
 )
 from healthcard.keys.keystore import KeyStore
 from healthcard.keys.primitives import Algorithm
+from healthcard.keys.recipes import key_check_value
 from healthcard.keys.table import KEY_TABLE, Holder
 
 ROOT_INDEX = 1
@@ -92,6 +93,7 @@ class KeyCentre:
         self.store = store
         self.clock = clock
         self.rng = rng
+        self._derivers: dict[KeySetId, CardKeyDeriver] = {}
 
     # --- national level -------------------------------------------------------------------
     def ceremony(self, root: bytes, algorithm: Algorithm = Algorithm.SM4) -> KeySet:
@@ -115,6 +117,11 @@ class KeyCentre:
                 algorithm="SM2",
                 public={"public": public.hex().upper(), "certifier": certificates.ROOT_CERTIFIER_ID},
             )
+        if not self.store.has("ehc/security-root"):
+            # the e-health-card system's security key (CARD-SPEC.md §9.1): the root of EHC IDs
+            security = self.rng(16)
+            kcv = key_check_value(security).hex().upper()
+            self.store.put_secret("ehc/security-root", "secret", security, algorithm="SM4", kcv=kcv)
         self.store.put_keyset(national)
         return national
 
@@ -195,8 +202,12 @@ class KeyCentre:
         return bytes.fromhex(self.store.public(entry)["certificate"])
 
     def card_keys(self, issuing: KeySet, serial: bytes) -> CardKeySet:
-        """The card's own key set: what personalisation loads with WRITE KEY."""
-        return CardKeyDeriver(issuing).derive(serial)
+        """The card's own key set: what personalisation loads with WRITE KEY (one reusable
+        deriver per issuing set: a batch of cards costs one block encryption per key)."""
+        deriver = self._derivers.get(issuing.id)
+        if deriver is None or deriver.issuing is not issuing:
+            deriver = self._derivers[issuing.id] = CardKeyDeriver(issuing)
+        return deriver.derive(serial)
 
     def deriver(self, province: str, version: int | None = None) -> CardKeyDeriver:
         return CardKeyDeriver(self.province(province, version))
