@@ -61,9 +61,9 @@ def _contents(holder: Path | None) -> CardContents:
     for key, values in doc.get("items", {}).items():
         contents.items.setdefault(key, {}).update(values)
     if "allergies" in doc:
-        contents.allergies = [tuple(a) for a in doc["allergies"]]  # type: ignore[misc]
+        contents.allergies = [(str(a[0]), str(a[1])) for a in doc["allergies"]]
     if "immunizations" in doc:
-        contents.immunizations = [tuple(i) for i in doc["immunizations"]]  # type: ignore[misc]
+        contents.immunizations = [(str(i[0]), str(i[1])) for i in doc["immunizations"]]
     if "pin" in doc:
         contents.pin = doc["pin"]
     return contents
@@ -137,7 +137,7 @@ def card_apdu(
         state = image.load(path, sealer)
     except HealthCardError as exc:
         raise fail(exc) from None
-    changed = []
+    changed: list[CardState] = []
     card = SamOS(state) if state.application == "sam" else CardOS(state, on_change=changed.append)
     console.print(f"ATR {card.power_on().hex().upper()}")
     for text in apdus:
