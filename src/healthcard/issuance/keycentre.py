@@ -102,12 +102,10 @@ class KeyCentre:
         is none yet.  The first ceremony makes version 1; later ones are rollovers."""
         version = (self.store.current_version() or 0) + 1
         national = national_set(root, version, algorithm)
-        known = {
-            self.store.keyset(KeySetId(Level.NATIONAL, "", v)).kcvs()["RK1DDF1"]
-            for v in self.store.versions()
-        }
-        if national.kcvs()["RK1DDF1"] in known:
-            raise InvalidValue("components", "these components make a national set the store already holds")
+        for held in self.store.versions():  # the same components twice would repeat a national set
+            again = national_set(root, held, algorithm).kcvs()["RK1DDF1"]
+            if again == self.national(held).kcvs()["RK1DDF1"]:
+                raise InvalidValue("components", f"these components made national/v{held} already")
         if not self.store.has(f"sm2/root/{ROOT_INDEX}"):
             private, public = sm2.generate_keypair(self.rng)
             self.store.put_secret(
@@ -149,7 +147,11 @@ class KeyCentre:
 
     def _validity(self, years: int) -> tuple[dt.date, dt.date]:
         today = local_date(self.clock)
-        return today, today.replace(year=today.year + years) - dt.timedelta(days=1)
+        try:
+            until = today.replace(year=today.year + years)
+        except ValueError:  # 29 February into a common year
+            until = today.replace(year=today.year + years, day=28)
+        return today, until - dt.timedelta(days=1)
 
     def _serial(self) -> int:
         return int.from_bytes(self.rng(3), "big") or 1

@@ -52,15 +52,21 @@ class KeySetId:
     def parse(cls, text: str) -> KeySetId:
         parts = text.strip().split("/")
         try:
-            version = int(parts[-1].removeprefix("v"))
-            if not parts[-1].startswith("v") or not 1 <= version <= 255:
+            digits = parts[-1].removeprefix("v")
+            if not parts[-1].startswith("v") or not digits.isdigit() or not 1 <= int(digits) <= 255:
                 raise ValueError
+            version = int(digits)
+            region = parts[1] if len(parts) == 3 else ""
             if parts[0] == "national" and len(parts) == 2:
                 return cls(Level.NATIONAL, "", version)
             if parts[0] == "province" and len(parts) == 3:
-                return cls(Level.PROVINCE, province_code(parts[1]), version)
+                if province_code(region) != region:  # "4101" is not the name of province 41's set
+                    raise InvalidValue("province", f"{region!r}: a province set is named by 2 digits")
+                return cls(Level.PROVINCE, region, version)
             if parts[0] == "city" and len(parts) == 3:
-                return cls(Level.CITY, city_code(parts[1]), version)
+                if city_code(region) != region:
+                    raise InvalidValue("city", f"{region!r}: a city set is named by 4 digits")
+                return cls(Level.CITY, region, version)
         except ValueError:
             pass
         raise InvalidValue(
