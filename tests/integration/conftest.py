@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import NoReturn
 import pytest
 
 from healthcard.card.cos import CardOS
+from healthcard.keys.kek import DEFAULT_MODULE, create_pkcs11_kek
 from healthcard.terminal.vpcd import VpcdBridge
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,3 +195,70 @@ def vpcd(pcsc: PcscEnv) -> Iterator[BridgeFactory]:
             pcsc.wait_no_card(reader, timeout=5.0)
         if lingering:
             pytest.fail(f"vpcd bridges did not stop: {lingering}", pytrace=False)
+
+
+# --- SoftHSM2 (PKCS#11) -----------------------------------------------------------------------
+HSM_TOKEN, HSM_PIN = "healthcard", "1234"
+_HSM_ROOT = Path(__file__).resolve().parents[2]
+
+
+def hsm_unavailable(reason: str) -> NoReturn:
+    """Skip the test, except in CI, where a missing SoftHSM2 is a failure."""
+    if _HSM_IN_CI:
+        pytest.fail(f"{reason} (CI=true: HSM tests must run, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _problem() -> str | None:
+    """What keeps the HSM tests from running, or None."""
+    conf = os.environ.get("SOFTHSM2_CONF")
+    if not conf:
+        return "SOFTHSM2_CONF is not set (run `make test`, or scripts/hsm-up.sh and export it)"
+    if not Path(conf).is_file():
+        return f"SOFTHSM2_CONF={conf} does not exist (scripts/hsm-up.sh writes it)"
+    if not Path(DEFAULT_MODULE).is_file() or shutil.which("softhsm2-util") is None:
+        return f"SoftHSM2 is not installed ({DEFAULT_MODULE} missing; scripts/hsm-up.sh installs it)"
+    # softhsm2-util in a child process: loading the module here would fix its view of the tokens
+    slots = subprocess.run(
+        ["softhsm2-util", "--show-slots"], capture_output=True, text=True, timeout=30, check=False
+    )
+    labels = [line.split(":", 1)[1].strip() for line in slots.stdout.splitlines() if "Label:" in line]
+    if HSM_TOKEN not in labels:
+        return f"no SoftHSM2 token labelled {HSM_TOKEN!r} under SOFTHSM2_CONF={conf} (tokens: {labels})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def hsm() -> str:
+    """The PKCS#11 module, with the ``healthcard`` token and its default KEK in place."""
+    try:
+        import pkcs11  # noqa: F401
+    except ImportError:
+        hsm_unavailable("python-pkcs11 is not installed (pip install python-pkcs11==0.10.1)")
+    problem = _problem()
+    conf = os.environ.get("SOFTHSM2_CONF", "")
+    if problem and conf and Path(conf).name == "softhsm2.conf":
+        env = dict(os.environ, HEALTHCARD_SOFTHSM_DIR=str(Path(conf).parent))
+        try:
+            result = subprocess.run(
+                ["bash", str(_HSM_ROOT / "scripts" / "hsm-up.sh")],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+                cwd=_HSM_ROOT,
+                env=env,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            hsm_unavailable(f"scripts/hsm-up.sh could not run: {error}")
+        problem = _problem()
+        if problem and result.returncode:
+            tail = " | ".join((result.stdout + result.stderr).strip().splitlines()[-3:])
+            problem = f"{problem}; scripts/hsm-up.sh failed: {tail}"
+    if problem:
+        hsm_unavailable(problem)
+    create_pkcs11_kek(DEFAULT_MODULE, HSM_TOKEN, HSM_PIN)  # idempotent: the token persists across runs
+    return DEFAULT_MODULE
+
+
+_HSM_IN_CI = os.environ.get("CI") == "true"

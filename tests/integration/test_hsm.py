@@ -9,85 +9,20 @@ script is run once; if SoftHSM2 still cannot be had the tests skip locally and F
 from __future__ import annotations
 
 import base64
-import os
 import re
 import secrets
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from healthcard.errors import KeyStoreError
-from healthcard.keys.kek import DEFAULT_KEY_LABEL, DEFAULT_MODULE, Pkcs11Kek, create_pkcs11_kek, open_kek
+from healthcard.keys.kek import DEFAULT_KEY_LABEL, Pkcs11Kek, create_pkcs11_kek, open_kek
 
 pytestmark = pytest.mark.hsm
 
-ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI") == "true"
 TOKEN, PIN = "healthcard", "1234"
 AAD = b"healthcard-key-store/1:test"
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip the test, except in CI, where a missing SoftHSM2 is a failure."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: HSM tests must run, not skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _problem() -> str | None:
-    """What keeps the HSM tests from running, or None."""
-    conf = os.environ.get("SOFTHSM2_CONF")
-    if not conf:
-        return "SOFTHSM2_CONF is not set (run `make test`, or scripts/hsm-up.sh and export it)"
-    if not Path(conf).is_file():
-        return f"SOFTHSM2_CONF={conf} does not exist (scripts/hsm-up.sh writes it)"
-    if not Path(DEFAULT_MODULE).is_file() or shutil.which("softhsm2-util") is None:
-        return f"SoftHSM2 is not installed ({DEFAULT_MODULE} missing; scripts/hsm-up.sh installs it)"
-    # softhsm2-util in a child process: loading the module here would fix its view of the tokens
-    slots = subprocess.run(
-        ["softhsm2-util", "--show-slots"], capture_output=True, text=True, timeout=30, check=False
-    )
-    labels = [line.split(":", 1)[1].strip() for line in slots.stdout.splitlines() if "Label:" in line]
-    if TOKEN not in labels:
-        return f"no SoftHSM2 token labelled {TOKEN!r} under SOFTHSM2_CONF={conf} (tokens: {labels})"
-    return None
-
-
-@pytest.fixture(scope="module")
-def hsm() -> str:
-    """The PKCS#11 module, with the ``healthcard`` token and its default KEK in place."""
-    try:
-        import pkcs11  # noqa: F401
-    except ImportError:
-        unavailable("python-pkcs11 is not installed (pip install python-pkcs11==0.10.1)")
-    problem = _problem()
-    conf = os.environ.get("SOFTHSM2_CONF", "")
-    if problem and conf and Path(conf).name == "softhsm2.conf":
-        env = dict(os.environ, HEALTHCARD_SOFTHSM_DIR=str(Path(conf).parent))
-        try:
-            result = subprocess.run(
-                ["bash", str(ROOT / "scripts" / "hsm-up.sh")],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-                cwd=ROOT,
-                env=env,
-            )
-        except (OSError, subprocess.TimeoutExpired) as error:
-            unavailable(f"scripts/hsm-up.sh could not run: {error}")
-        problem = _problem()
-        if problem and result.returncode:
-            tail = " | ".join((result.stdout + result.stderr).strip().splitlines()[-3:])
-            problem = f"{problem}; scripts/hsm-up.sh failed: {tail}"
-    if problem:
-        unavailable(problem)
-    create_pkcs11_kek(DEFAULT_MODULE, TOKEN, PIN)  # idempotent: the token persists across runs
-    return DEFAULT_MODULE
 
 
 @pytest.fixture

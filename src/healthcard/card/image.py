@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import secrets
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from healthcard.card.cos import CardState
 from healthcard.card.filesystem import DF, Key, KeyUse, LifeCycle, Status
 from healthcard.errors import ImageError
+from healthcard.keys.atomicfile import write_atomically
 from healthcard.keys.primitives import Algorithm
 
 FORMAT = "healthcard-card-image/1"
@@ -136,25 +136,8 @@ def from_dict(doc: dict[str, Any], sealer: Sealer) -> CardState:
 
 
 def save(state: CardState, path: str | os.PathLike[str], sealer: Sealer) -> None:
-    """Write the image atomically (write, fsync, rename, fsync the folder)."""
-    target = Path(path)
-    payload = json.dumps(to_dict(state, sealer), indent=1).encode("utf-8")
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write the image atomically (write, fsync, rename, fsync the folder), mode 0600."""
+    write_atomically(path, json.dumps(to_dict(state, sealer), indent=1).encode("utf-8"))
 
 
 def load(path: str | os.PathLike[str], sealer: Sealer) -> CardState:

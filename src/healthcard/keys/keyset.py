@@ -156,14 +156,18 @@ def derive_province(national: KeySet, province: str) -> KeySet:
     if national.id.level is not Level.NATIONAL:
         raise InvalidValue("key_set", f"{national.id} is not a national set")
     code = province_code(province)
-    factor = province_factor(code)
+    return _step_down(national, province_factor(code), KeySetId(Level.PROVINCE, code, national.version))
+
+
+def _step_down(parent: KeySet, factor: bytes, child: KeySetId) -> KeySet:
+    """One level down: the two-level keys diversified by ``factor``, the card-only keys as they are."""
     keys = {
-        s.name: diversify(national[s.name], factor, national.algorithm)
+        s.name: diversify(parent[s.name], factor, parent.algorithm)
         if s.depth is Depth.PROVINCE_CARD
-        else national[s.name]
+        else parent[s.name]
         for s in KEY_TABLE
     }
-    return KeySet(KeySetId(Level.PROVINCE, code, national.version), national.algorithm, keys)
+    return KeySet(child, parent.algorithm, keys)
 
 
 def derive_city(province: KeySet, city: str) -> KeySet:
@@ -173,14 +177,7 @@ def derive_city(province: KeySet, city: str) -> KeySet:
     code = city_code(city)
     if code[:2] != province.id.region:
         raise InvalidValue("city", f"city {code} is not in province {province.id.region}")
-    factor = city_factor(code)
-    keys = {
-        s.name: diversify(province[s.name], factor, province.algorithm)
-        if s.depth is Depth.PROVINCE_CARD
-        else province[s.name]
-        for s in KEY_TABLE
-    }
-    return KeySet(KeySetId(Level.CITY, code, province.version), province.algorithm, keys)
+    return _step_down(province, city_factor(code), KeySetId(Level.CITY, code, province.version))
 
 
 @dataclass(frozen=True)
