@@ -12,6 +12,7 @@ import pytest
 from healthcard import errors
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.filesystem import KeyUse
+from healthcard.card.personalise import CardContents
 from healthcard.card.sam import SamOS
 from healthcard.clock import FixedClock
 from healthcard.demo import demo_contents
@@ -35,7 +36,7 @@ HENAN = bytes.fromhex("0081866B00001015")
 GUANGDONG = bytes.fromhex("008586530002E8E4")
 
 
-def contents(city: str, card_number: str = "41010219900307001X") -> object:
+def contents(city: str, card_number: str = "41010219900307001X") -> CardContents:
     c = demo_contents()
     c.items["DDF1/EF05"]["city_code"] = city
     c.items["DDF1/EF05"]["card_number"] = card_number
@@ -50,12 +51,12 @@ class World:
         self.p41 = centre.derive_province("41")
         self.p44 = centre.derive_province("44")
         self.sam = centre.sam(SamRequest(bytes.fromhex("4406000000000001"), terminal_number("440600000001")))
-        self.henan = issue_simulated_card(centre, self.p41, HENAN, contents("410100"))  # type: ignore[arg-type]
+        self.henan = issue_simulated_card(centre, self.p41, HENAN, contents("410100"))
         self.guangdong = issue_simulated_card(
             centre,
             self.p44,
             GUANGDONG,
-            contents("440600", "440604198805120027"),  # type: ignore[arg-type]
+            contents("440600", "440604198805120027"),
         )
 
 
@@ -74,7 +75,7 @@ def terminal(
         SimulatorTransport(CardOS(copy.deepcopy(card))),
         SimulatorTransport(SamOS(copy.deepcopy(sam))),
         trust=centre.trust_store() if centre else None,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
     t.open()
     return t
@@ -110,7 +111,7 @@ def test_a_card_with_the_wrong_province_factor_fails_6982_irv_irk_verr(world: Wo
     # keys of Henan (41) but the card says it belongs to Guangdong: the SAM derives K2 of 44
     wrong = issue_simulated_card(
         world.centre, world.p41, bytes.fromhex("0081866B000010AA"), contents("440600")
-    )  # type: ignore[arg-type]
+    )
     t = terminal(wrong, world.sam)
     with pytest.raises(errors.AuthenticationFailed) as failed:
         t.authenticate("RK1DDF1")
@@ -133,14 +134,14 @@ def rolled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KeyCentre
     store = KeyStore.create(tmp_path_factory.mktemp("roll") / "keystore.json", PassphraseKek("pw"), CLOCK)
     centre = KeyCentre(store, CLOCK)
     centre.ceremony(ceremony.generate(2)[0])
-    v1 = issue_simulated_card(centre, centre.derive_province("41"), HENAN, contents("410100"))  # type: ignore[arg-type]
+    v1 = issue_simulated_card(centre, centre.derive_province("41"), HENAN, contents("410100"))
     old_sam = centre.sam(SamRequest(bytes.fromhex("4101000000000001"), terminal_number("410100000001")))
     centre.ceremony(ceremony.generate(2)[0])
     v2 = issue_simulated_card(
         centre,
         centre.derive_province("41"),
         bytes.fromhex("0081866B00002020"),
-        contents("410100"),  # type: ignore[arg-type]
+        contents("410100"),
     )
     yield centre, v1, v2
     del old_sam
@@ -202,7 +203,7 @@ def test_cards_work_end_to_end_in_each_algorithm(
     store = KeyStore.create(tmp_path_factory.mktemp("alg") / "keystore.json", PassphraseKek("pw"), CLOCK)
     centre = KeyCentre(store, CLOCK)
     centre.ceremony(ceremony.generate(2)[0], algorithm)
-    card = issue_simulated_card(centre, centre.derive_province("41"), HENAN, contents("410100"))  # type: ignore[arg-type]
+    card = issue_simulated_card(centre, centre.derive_province("41"), HENAN, contents("410100"))
     assert card.key_info().algorithm == algorithm
     sam = centre.sam(SamRequest(bytes.fromhex("4101000000000001"), terminal_number("410100000001")))
     t = terminal(card, sam, centre)
@@ -217,7 +218,7 @@ def test_cards_work_end_to_end_in_each_algorithm(
 
 def test_the_optional_city_level(world: World) -> None:
     city = world.centre.derive_city("4101")
-    card = issue_simulated_card(world.centre, city, bytes.fromhex("0081866B00003030"), contents("410100"))  # type: ignore[arg-type]
+    card = issue_simulated_card(world.centre, city, bytes.fromhex("0081866B00003030"), contents("410100"))
     assert card.key_info().city_level
     t = terminal(card, world.sam)
     t.sam.trace.clear()
