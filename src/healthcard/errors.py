@@ -126,10 +126,11 @@ class KeyVersionError(HealthCardError):
 class CertificateError(HealthCardError):
     """A certificate or a signature is refused.
 
-    ``reason`` is one of ``"malformed"``, ``"forged"`` (the signature does not verify),
-    ``"expired"``, ``"not-yet-valid"``, ``"unknown-root"`` (no trusted root with that index),
-    ``"wrong-root"`` (issued by a root other than the one trusted under that index) or
-    ``"wrong-kind"`` (an issuer certificate where a SAM certificate belongs, or the reverse)."""
+    ``reason`` is one of ``"malformed"``, ``"forged"`` (the signature does not verify — also a
+    certificate signed by another root that claims a trusted index), ``"expired"``,
+    ``"not-yet-valid"``, ``"unknown-root"`` (no trusted root with that index or certifier),
+    ``"wrong-kind"`` (an issuer certificate where a SAM certificate belongs, or the reverse) or
+    ``"unsigned"`` (a visit record whose signature tail is all zero)."""
 
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
