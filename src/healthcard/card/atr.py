@@ -35,9 +35,18 @@ class KeyInfo:
         text = f"{name} keys v{self.version}" + (" with city level" if self.city_level else "")
         return text + (f" (and v{self.previous})" if self.previous else "")
 
+    @property
+    def version_byte(self) -> int:
+        """The key-version byte (in the ATR and in every WRITE KEY record): bits 1–7 the version,
+        bit 8 the city level."""
+        return (self.version & 0x7F) | (CITY_LEVEL if self.city_level else 0)
+
+    @classmethod
+    def from_version_byte(cls, algorithm: int, byte: int, previous: int | None = None) -> KeyInfo:
+        return cls(algorithm, byte & 0x7F, bool(byte & CITY_LEVEL), previous)
+
     def to_bytes(self, sam: bool = False) -> bytes:
-        kv = (self.version & 0x7F) | (CITY_LEVEL if self.city_level else 0)
-        body = bytes([self.algorithm, kv]) + (bytes([self.previous or 0]) if sam else b"")
+        body = bytes([self.algorithm, self.version_byte]) + (bytes([self.previous or 0]) if sam else b"")
         return bytes([0x50 | len(body)]) + body
 
 
@@ -81,12 +90,7 @@ def key_info(atr: bytes) -> KeyInfo:
         tag, length = hist[i] >> 4, hist[i] & 0x0F
         value = hist[i + 1 : i + 1 + length]
         if tag == 5 and length in (2, 3):
-            return KeyInfo(
-                value[0],
-                value[1] & 0x7F,
-                bool(value[1] & CITY_LEVEL),
-                (value[2] or None) if length == 3 else None,
-            )
+            return KeyInfo.from_version_byte(value[0], value[1], (value[2] or None) if length == 3 else None)
         i += 1 + length
     return KeyInfo(0x01, 0)
 

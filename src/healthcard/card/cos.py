@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from healthcard.card.apdu import CommandAPDU, MalformedAPDU, ResponseAPDU
-from healthcard.card.atr import CITY_LEVEL, KeyInfo, build_atr
+from healthcard.card.atr import KeyInfo, build_atr
 from healthcard.card.filesystem import (
     DF,
     EF,
@@ -71,7 +71,7 @@ class CardState:
         ddf1 = next((df for df in self.mf.walk() if df.fid == 0xDDF1), None)
         key = ddf1.keys.get((KeyUse.AUTH, 0x04)) if ddf1 is not None else None
         if key is not None:
-            return KeyInfo(key.algorithm, key.version & 0x7F, bool(key.version & CITY_LEVEL))
+            return KeyInfo.from_version_byte(key.algorithm, key.version)
         transport = self.mf.keys.get((KeyUse.TRANSPORT, 0))
         return KeyInfo(transport.algorithm if transport else Algorithm.SM4, 0)
 

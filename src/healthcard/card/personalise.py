@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from healthcard.card import codecs
 from healthcard.card.apdu import CommandAPDU, ResponseAPDU
-from healthcard.card.atr import CITY_LEVEL
+from healthcard.card.atr import KeyInfo
 from healthcard.card.filesystem import FileKind, KeyUse
 from healthcard.card.profile import AIDS, DDF1_NAME, DF_FIDS, EFSpec, Item, Profile
 from healthcard.card.sw import exception_for, is_success
@@ -109,17 +109,13 @@ def key_record(kid: int, use: KeyUse, algorithm: Algorithm, version: int, tries:
     return bytes([kid, use, algorithm, version, tries, len(value)]) + value
 
 
-def version_byte(keys: CardKeySet) -> int:
-    """The key-version byte every key record carries: the version, bit 8 set when the two-level
-    keys include the city level 3 (the card's ATR announces it, DECISIONS.md §17)."""
-    return (keys.version & 0x7F) | (CITY_LEVEL if keys.city_level else 0)
-
-
 def key_records(keys: CardKeySet, df: str) -> list[bytes]:
     """The WRITE KEY records of the card keys that ``df`` holds, in key-table order (the chip's
-    transport key is the factory's, never rewritten)."""
+    transport key is the factory's, never rewritten).  Every record carries the key-version byte
+    the card's ATR will announce (DECISIONS.md §17)."""
+    version = KeyInfo(keys.algorithm, keys.version, keys.city_level).version_byte
     return [
-        key_record(spec.kid, _USE[spec.use], keys.algorithm, version_byte(keys), AUTH_TRIES, keys[spec.name])
+        key_record(spec.kid, _USE[spec.use], keys.algorithm, version, AUTH_TRIES, keys[spec.name])
         for spec in KEY_TABLE
         if spec.df == df and spec.use is not TableUse.TRANSPORT and spec.name in keys.keys
     ]

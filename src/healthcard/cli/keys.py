@@ -33,7 +33,7 @@ from healthcard.keys import ehc, exchange
 from healthcard.keys.kek import DEFAULT_KEY_LABEL, DEFAULT_MODULE, create_pkcs11_kek, open_kek
 from healthcard.keys.keyset import KeySet, province_code
 from healthcard.keys.primitives import Algorithm
-from healthcard.keys.recipes import diversify
+from healthcard.keys.recipes import diversify, key_check_value
 from healthcard.keys.table import Holder
 
 keys_app = typer.Typer(
@@ -237,7 +237,7 @@ def keys_transport_key(
     try:
         secret = _secret(components, None, component)
         centre = open_centre(store, kek, create=True)
-        kcv = ceremonies.Component(0, secret).kcv
+        kcv = key_check_value(secret).hex().upper()
         centre.store.put_secret(f"transport/{name}", "transport", secret, algorithm="SM4", kcv=kcv)
         console.print(f"transport key {name} stored, check value {kcv}")
     except HealthCardError as exc:

@@ -14,13 +14,7 @@ from healthcard.card.cos import CardOS, CardState
 from healthcard.card.personalise import CardContents, Personaliser
 from healthcard.card.profile import PROFILE_32K, Profile
 from healthcard.issuance.keycentre import KeyCentre
-from healthcard.keys.keyset import KeySet
-
-
-def blank_chip(issuing: KeySet, serial: bytes, centre: KeyCentre) -> CardState:
-    """A chip as the factory delivers it: empty, holding only its transport key."""
-    keys = centre.card_keys(issuing, serial)
-    return CardState.blank(serial, keys["TKMF"], issuing.algorithm)
+from healthcard.keys.keyset import CardKeySet, KeySet
 
 
 def personalise(
@@ -30,9 +24,11 @@ def personalise(
     contents: CardContents,
     centre: KeyCentre,
     profile: Profile = PROFILE_32K,
+    keys: CardKeySet | None = None,
 ) -> int:
-    """Personalise the chip behind ``transmit`` (in-process, PC/SC or vpcd); the APDU count."""
-    keys = centre.card_keys(issuing, serial)
+    """Personalise the chip behind ``transmit`` (in-process, PC/SC or vpcd); the APDU count.
+    ``keys``: the card's key set when the caller derived it already."""
+    keys = keys or centre.card_keys(issuing, serial)
     items = contents.items.setdefault("DDF1/EF05", {})
     items.setdefault("issuer_certificate", centre.issuer_certificate(issuing.id.region[:2]))
     return Personaliser(transmit, keys["TKMF"], issuing.algorithm).run(profile, keys, contents)
@@ -45,10 +41,12 @@ def issue_simulated_card(
     contents: CardContents,
     profile: Profile = PROFILE_32K,
 ) -> CardState:
-    """A simulated chip, personalised: its state (ISSUED)."""
-    state = blank_chip(issuing, serial, centre)
+    """A simulated chip — as the factory delivers it, holding only its transport key — then
+    personalised: its state (ISSUED)."""
+    keys = centre.card_keys(issuing, serial)
+    state = CardState.blank(serial, keys["TKMF"], issuing.algorithm)
     card = CardOS(state)
     card.power_on()
-    personalise(card.process, issuing, serial, contents, centre, profile)
+    personalise(card.process, issuing, serial, contents, centre, profile, keys)
     state.profile = profile.id
     return state

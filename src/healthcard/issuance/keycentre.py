@@ -102,9 +102,10 @@ class KeyCentre:
         is none yet.  The first ceremony makes version 1; later ones are rollovers."""
         version = (self.store.current_version() or 0) + 1
         national = national_set(root, version, algorithm)
+        stored = {e.id: e.kcv for e in self.store.entries() if e.kind == "keyset"}  # check values are public
         for held in self.store.versions():  # the same components twice would repeat a national set
-            again = national_set(root, held, algorithm).kcvs()["RK1DDF1"]
-            if again == self.national(held).kcvs()["RK1DDF1"]:
+            again = national_set(root, held, algorithm).kcvs()
+            if stored[f"national/v{held}"] == again:
                 raise InvalidValue("components", f"these components made national/v{held} already")
         if not self.store.has(f"sm2/root/{ROOT_INDEX}"):
             private, public = sm2.generate_keypair(self.rng)
@@ -207,7 +208,7 @@ class KeyCentre:
         """The card's own key set: what personalisation loads with WRITE KEY (one reusable
         deriver per issuing set: a batch of cards costs one block encryption per key)."""
         deriver = self._derivers.get(issuing.id)
-        if deriver is None or deriver.issuing is not issuing:
+        if deriver is None or deriver.issuing != issuing:  # the same id in another store: rebuild
             deriver = self._derivers[issuing.id] = CardKeyDeriver(issuing)
         return deriver.derive(serial)
 
