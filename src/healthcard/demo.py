@@ -96,7 +96,7 @@ def demo_contents(issue_date: dt.date = dt.date(2026, 11, 23)) -> CardContents:
                 "issuer_name": "河南省卫生健康委员会",
                 "issuer_code": "41000000001",
                 "issue_date": issue_date.strftime("%Y%m%d"),
-                "card_number": "41010219900307001X",
+                "card_number": "410102199003070019",
                 "security_code": "000",
                 "issue_serial": "4101000001",
                 "city_code": "410100",
@@ -106,7 +106,7 @@ def demo_contents(issue_date: dt.date = dt.date(2026, 11, 23)) -> CardContents:
                 "sex": 1,
                 "ethnicity": "01",
                 "birth_date": "19900307",
-                "citizen_id": "41010219900307001X",
+                "citizen_id": "410102199003070019",
             },
             "DDF1/EF08": {
                 "expiry_date": expiry.strftime("%Y%m%d"),
@@ -118,7 +118,7 @@ def demo_contents(issue_date: dt.date = dt.date(2026, 11, 23)) -> CardContents:
             "DF01/EF07": {"education": "20", "marital_status": "20", "occupation": "2"},
             "DF01/EF08": {
                 "id_type": "01",
-                "id_number": "41010219900307001X",
+                "id_number": "410102199003070019",
                 "health_record_number": "41010200100100001",
                 "ncms_number": "410102000001",
             },

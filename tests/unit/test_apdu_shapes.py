@@ -213,7 +213,7 @@ def test_df_fci_is_byte_exact(card, df, aid):
 
 def test_demo_card_identifier_reads(card):
     card.select("DDF1", "EF05")
-    assert card.send("00B2080014") == (b"\x08\x12" + b"41010219900307001X", 0x9000)
+    assert card.send("00B2080014") == (b"\x08\x12" + b"410102199003070019", 0x9000)
     assert card.send("00B2390005") == (bytes.fromhex("3903410100"), 0x9000)
     assert card.send("00B2010003") == (bytes.fromhex("010131"), 0x9000)
 

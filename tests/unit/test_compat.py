@@ -71,18 +71,18 @@ def test_issuer_data_in_sdk_order(sdk: NationalSdk) -> None:
     klb, gfbb, fkjgmc, fkjgdm, fkjgzs, fksj, kh, aqm, xpxlh, yycsdm = values
     assert (klb, gfbb, fkjgmc, fkjgdm) == ("1", "V1.1", "河南省卫生健康委员会", "41000000001")
     assert fkjgzs == "00" * 180  # b → upper-case hex
-    assert (fksj, kh, aqm, xpxlh, yycsdm) == ("20261123", "41010219900307001X", "000", "4101000001", "410100")
+    assert (fksj, kh, aqm, xpxlh, yycsdm) == ("20261123", "410102199003070019", "000", "4101000001", "410100")
 
 
 def test_cardholder(sdk: NationalSdk) -> None:
-    assert sdk.iR_DDF1EF06Info() == (OK, ("张三", "01", "01", "19900307", "41010219900307001X"))
+    assert sdk.iR_DDF1EF06Info() == (OK, ("张三", "01", "01", "19900307", "410102199003070019"))
 
 
 def test_issuer_and_cardholder_files_are_frozen_after_issue(sdk: NationalSdk) -> None:
     _, issuer = sdk.iR_DDF1EF05Info()
     assert sdk.iW_DDF1EF05Info(*issuer) == IRV.IRV_WR_RCDERR  # 6985: 禁止改写
     assert isinstance(sdk.last_error, errors.ConditionsNotSatisfied)
-    assert sdk.iW_DDF1EF06Info("李四", "02", "01", "19900307", "41010219900307001X") == IRV.IRV_WR_RCDERR
+    assert sdk.iW_DDF1EF06Info("李四", "02", "01", "19900307", "410102199003070019") == IRV.IRV_WR_RCDERR
     assert sdk.iR_DDF1EF06Info()[1][0] == "张三"
 
 
@@ -123,7 +123,7 @@ ALERTS = ("02", "2", "01", "00", "FF", "01", "00", "00", "FF", "FF", "00", "00",
         ("DF01", "EF05", ("1", "河南省郑州市金水区花园路1号", "2", "北京市东城区东单北大街2号")),
         ("DF01", "EF06", ("王五", "2", "13600136000", "赵六", "3", "010-1234567", "", "", "")),
         ("DF01", "EF07", ("10", "21", "3")),
-        ("DF01", "EF08", ("01", "41010219900307001X", "41010200100100002", "410102000002")),
+        ("DF01", "EF08", ("01", "410102199003070019", "41010200100100002", "410102000002")),
         ("DF02", "EF05", ALERTS),
         ("DF02", "EF06", ("01",)),
     ],

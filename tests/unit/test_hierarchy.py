@@ -36,7 +36,7 @@ HENAN = bytes.fromhex("0081866B00001015")
 GUANGDONG = bytes.fromhex("008586530002E8E4")
 
 
-def contents(city: str, card_number: str = "41010219900307001X") -> CardContents:
+def contents(city: str, card_number: str = "410102199003070019") -> CardContents:
     c = demo_contents()
     c.items["DDF1/EF05"]["city_code"] = city
     c.items["DDF1/EF05"]["card_number"] = card_number

@@ -48,7 +48,7 @@ def test_read_issuer(terminal):
     assert info.issuer_name == "河南省卫生健康委员会"
     assert info.issuer_code == "41000000001"
     assert info.issue_date == dt.date(2026, 11, 23)
-    assert info.card_number == "41010219900307001X"
+    assert info.card_number == "410102199003070019"
     assert info.security_code == "000"
     assert info.issue_serial == "4101000001"
     assert info.city_code == "410100"
@@ -64,7 +64,7 @@ def test_read_holder(terminal):
     assert holder.ethnicity == Code("01", "汉")
     assert holder.birth_date == dt.date(1990, 3, 7)
     assert isinstance(holder.birth_date, dt.date)
-    assert holder.citizen_id == "41010219900307001X"
+    assert holder.citizen_id == "410102199003070019"
 
 
 def test_read_validity(terminal):
@@ -87,7 +87,7 @@ def test_read_df01(terminal):
     assert occupation.occupation == "2"
     documents = terminal.read_documents()
     assert documents.id_type == Code("01", "居民身份证")
-    assert documents.id_number == "41010219900307001X"
+    assert documents.id_number == "410102199003070019"
     assert documents.health_record_number == "41010200100100001"
     assert documents.ncms_number == "410102000001"
 
@@ -126,7 +126,7 @@ def test_a_new_card_has_no_visit_records(terminal):
 def test_swipe_summary(terminal):
     summary = terminal.swipe()
     assert summary.holder.name == "张三"
-    assert summary.issuer.card_number == "41010219900307001X"
+    assert summary.issuer.card_number == "410102199003070019"
     assert summary.alerts.present == ["diabetes"]
     assert summary.psychiatric is False
     assert summary.allergies == [Allergy("青霉素", "皮疹、呼吸困难")]
@@ -474,7 +474,7 @@ def test_short_apdus_only_reader_still_swipes(terminal):
     terminal.extended = False
     before = terminal.card.trace.count
     summary = terminal.swipe()
-    assert summary.issuer.card_number == "41010219900307001X"
+    assert summary.issuer.card_number == "410102199003070019"
     assert summary.holder.name == "张三"
     assert all(
         len(e.command) <= 261 and len(e.response) <= 258 for e in terminal.card.trace.exchanges[before:]
