@@ -4,7 +4,14 @@
 
     HealthCardError                    every error the project raises on purpose
     ├── InvalidValue                   bad input for a named field (``field`` says which)
-    │   └── EncodingError              a value does not fit its card coding (ans / cn / b)
+    │   ├── EncodingError              a value does not fit its card coding (ans / cn / b)
+    │   └── Duplicate                  the value is already taken (a second active card for one ID)
+    ├── NotFound                       no application / card / operator with that number
+    ├── TransitionRefused              a life-cycle step not allowed from the current status
+    ├── PermissionDenied               the operator's role may not do this
+    ├── HotListed                      a terminal refuses a card on the hot list (黑名单)
+    ├── HotListError                   a hot list that cannot be loaded (wrong base version, format)
+    ├── StorageError                   the database is unreachable or not at the current schema
     ├── CryptoError                    a cryptographic check failed (opaque on purpose)
     ├── CardError                      the card answered with an error status word
     │   ├── FileNotFound               6A82
@@ -47,6 +54,47 @@ class InvalidValue(HealthCardError):
 
 class EncodingError(InvalidValue):
     """A value cannot be encoded in the card coding of its data item."""
+
+
+class Duplicate(InvalidValue):
+    """The value is already taken: one person holds one active card nationally."""
+
+
+class NotFound(HealthCardError):
+    """Nothing with that number: ``what`` (application, card, operator…) and ``key``."""
+
+    def __init__(self, what: str, key: str) -> None:
+        self.what = what
+        self.key = key
+        super().__init__(f"no {what} {key}")
+
+
+class TransitionRefused(HealthCardError):
+    """A life-cycle step that the current status does not allow (e.g. recovering a cancelled
+    card)."""
+
+
+class PermissionDenied(HealthCardError):
+    """The operator's role may not do this (e.g. a collection point cancelling a card)."""
+
+
+class HotListed(HealthCardError):
+    """A terminal refuses a card whose chip serial is on the hot list it loaded."""
+
+    def __init__(self, message: str, card_number: str = "", reason: str = "") -> None:
+        self.card_number = card_number
+        self.reason = reason
+        super().__init__(message)
+
+
+class HotListError(HealthCardError):
+    """A hot list cannot be loaded: malformed, another province's, or a delta whose base
+    version is not the one the terminal holds."""
+
+
+class StorageError(HealthCardError):
+    """The database cannot be reached, or its schema is not the current one (run
+    ``healthcard db upgrade``)."""
 
 
 class CryptoError(HealthCardError):
