@@ -135,9 +135,14 @@ def from_dict(doc: dict[str, Any], sealer: Sealer) -> CardState:
         raise ImageError(f"damaged card image: {type(exc).__name__}") from None
 
 
+def dumps(state: CardState, sealer: Sealer) -> bytes:
+    """The image file's bytes (JSON, secrets sealed)."""
+    return json.dumps(to_dict(state, sealer), indent=1).encode("utf-8")
+
+
 def save(state: CardState, path: str | os.PathLike[str], sealer: Sealer) -> None:
     """Write the image atomically (write, fsync, rename, fsync the folder), mode 0600."""
-    write_atomically(path, json.dumps(to_dict(state, sealer), indent=1).encode("utf-8"))
+    write_atomically(path, dumps(state, sealer))
 
 
 def load(path: str | os.PathLike[str], sealer: Sealer) -> CardState:

@@ -1,0 +1,65 @@
+"""Settings, typed and checked at start-up (STYLE.md habit 12), from ``HEALTHCARD_*`` variables.
+
+=============================  ===============================================================
+``HEALTHCARD_DATA_DIR``        where the embedded default keeps its files (``data``)
+``HEALTHCARD_DATABASE_URL``    a PostgreSQL URL (``postgresql://user@host:5432/db``); unset:
+                               the SQLite file ``$HEALTHCARD_DATA_DIR/healthcard.db``
+``HEALTHCARD_KEYSTORE``        the key store file (``$HEALTHCARD_DATA_DIR/keys/keystore.json``)
+``HEALTHCARD_KEK``             what protects the key store: ``passphrase`` or ``pkcs11``
+``HEALTHCARD_OPERATOR``        the operator the CLI acts as (card centre staff, clerk, kiosk)
+=============================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from healthcard.errors import InvalidValue
+
+
+def normalise_url(url: str) -> str:
+    """SQLAlchemy URL of ``url``: PostgreSQL always through psycopg 3."""
+    url = url.strip()
+    for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith(("postgresql+psycopg://", "sqlite://")):
+        return url
+    raise InvalidValue("HEALTHCARD_DATABASE_URL", f"{url!r}: a postgresql:// or sqlite:// URL")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    keystore: Path | None = None
+    kek: str = "passphrase"
+    operator: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        kek = env.get("HEALTHCARD_KEK", "passphrase")
+        if kek not in ("passphrase", "pkcs11"):
+            raise InvalidValue("HEALTHCARD_KEK", f"{kek!r}: passphrase or pkcs11")
+        url = env.get("HEALTHCARD_DATABASE_URL") or None
+        store = env.get("HEALTHCARD_KEYSTORE")
+        return cls(
+            data_dir=Path(env.get("HEALTHCARD_DATA_DIR", "data")),
+            database_url=normalise_url(url) if url else None,
+            keystore=Path(store) if store else None,
+            kek=kek,
+            operator=env.get("HEALTHCARD_OPERATOR") or None,
+        )
+
+    @property
+    def db_url(self) -> str:
+        """The database: PostgreSQL when configured, else the embedded SQLite file."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'healthcard.db'}"
+
+    @property
+    def keystore_path(self) -> Path:
+        return self.keystore or self.data_dir / "keys" / "keystore.json"

@@ -1,0 +1,248 @@
+"""Repositories: the queries of each aggregate, named by what they answer.
+
+Services never write SQL; they ask these.  Every query that touches a resident's data can name
+``resident_id`` (the future shard key); row locks (``FOR UPDATE``) guard the read-modify-write
+of a card's status on PostgreSQL, and SQLite's ``BEGIN IMMEDIATE`` serialises writers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from healthcard.storage.tables import (
+    LIVE_CARD,
+    OPEN_APPLICATION,
+    Application,
+    Batch,
+    Card,
+    CardEvent,
+    CollectionPoint,
+    Counter,
+    HotListEntry,
+    HotListVersion,
+    Institution,
+    Operator,
+    Resident,
+)
+
+
+class _Repository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def _postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+
+class ReferenceRepository(_Repository):
+    """Institutions, collection points, operators: reference data, not a resident's."""
+
+    def institution(self, code: str) -> Institution | None:
+        return self.session.get(Institution, code)
+
+    def collection_point(self, code: str) -> CollectionPoint | None:
+        return self.session.get(CollectionPoint, code)
+
+    def operator(self, operator_id: str) -> Operator | None:
+        return self.session.get(Operator, operator_id)
+
+    def issuers(self, province: str) -> list[Institution]:
+        query = select(Institution).where(
+            Institution.issues_cards, Institution.area_code.startswith(province)
+        )
+        return list(self.session.scalars(query.order_by(Institution.code)))
+
+    def add(self, row: Institution | CollectionPoint | Operator) -> None:
+        self.session.add(row)
+
+    def batch(self, batch_id: str) -> Batch | None:
+        return self.session.get(Batch, batch_id)
+
+    def add_batch(self, batch: Batch) -> None:
+        self.session.add(batch)
+
+
+class ResidentRepository(_Repository):
+    def get(self, resident_id: str) -> Resident | None:
+        return self.session.get(Resident, resident_id)
+
+    def by_identity(self, id_type: str, id_number: str) -> Resident | None:
+        query = select(Resident).where(Resident.id_type == id_type, Resident.id_number == id_number)
+        return self.session.scalars(query).one_or_none()
+
+    def add(self, resident: Resident) -> None:
+        self.session.add(resident)
+
+
+class ApplicationRepository(_Repository):
+    def get(self, number: str, *, lock: bool = False) -> Application | None:
+        query = select(Application).where(Application.number == number)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalars(query).one_or_none()
+
+    def open_for(self, card_number: str) -> Application | None:
+        """The application of this card number still being worked on, if any."""
+        query = select(Application).where(
+            Application.card_number == card_number, Application.status.in_(OPEN_APPLICATION)
+        )
+        return self.session.scalars(query).one_or_none()
+
+    def by_batch(self, batch_id: str, first: int, last: int) -> list[Application]:
+        """The applications taken from rows ``first``..``last`` of a batch file."""
+        query = select(Application).where(
+            Application.batch_id == batch_id, Application.batch_row.between(first, last)
+        )
+        return list(self.session.scalars(query))
+
+    def listing(self, status: str | None = None, limit: int = 100) -> list[Application]:
+        query = select(Application).order_by(Application.submitted_at.desc(), Application.number.desc())
+        if status:
+            query = query.where(Application.status == status)
+        return list(self.session.scalars(query.limit(limit)))
+
+    def add(self, application: Application) -> None:
+        self.session.add(application)
+
+
+class CardRepository(_Repository):
+    def get(self, card_id: int, *, lock: bool = False) -> Card | None:
+        query = select(Card).where(Card.id == card_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalars(query).one_or_none()
+
+    def live(self, card_number: str, *, lock: bool = False) -> Card | None:
+        """The person's one live card (PERSONALISING, ISSUED, ACTIVE or LOST), if any."""
+        query = select(Card).where(Card.card_number == card_number, Card.status.in_(LIVE_CARD))
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalars(query).one_or_none()
+
+    def latest(self, card_number: str) -> Card | None:
+        """The newest card of this number, whatever its status."""
+        query = select(Card).where(Card.card_number == card_number).order_by(Card.id.desc()).limit(1)
+        return self.session.scalars(query).first()
+
+    def all_of(self, card_number: str) -> list[Card]:
+        return list(
+            self.session.scalars(select(Card).where(Card.card_number == card_number).order_by(Card.id))
+        )
+
+    def by_chip(self, chip_serial: str) -> Card | None:
+        return self.session.scalars(select(Card).where(Card.chip_serial == chip_serial)).one_or_none()
+
+    def for_application(self, number: str) -> list[Card]:
+        query = select(Card).where(Card.application_number == number).order_by(Card.id)
+        return list(self.session.scalars(query))
+
+    def personalising(self) -> list[Card]:
+        """Cards whose personalisation was started and never finished (a crash, a pulled card)."""
+        return list(
+            self.session.scalars(select(Card).where(Card.status == "PERSONALISING").order_by(Card.id))
+        )
+
+    def events(self, resident_id: str, card_number: str) -> list[CardEvent]:
+        query = select(CardEvent).where(
+            CardEvent.resident_id == resident_id, CardEvent.card_number == card_number
+        )
+        return list(self.session.scalars(query.order_by(CardEvent.id)))
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self.session.execute(select(Card.status, func.count()).group_by(Card.status))
+        return {status: count for status, count in rows.tuples()}
+
+    def expiring(self, before: dt.date, limit: int = 1000) -> list[Card]:
+        query = select(Card).where(Card.status.in_(("ISSUED", "ACTIVE")), Card.expiry_date < before)
+        return list(self.session.scalars(query.order_by(Card.id).limit(limit)))
+
+    def add(self, card: Card) -> None:
+        self.session.add(card)
+
+    def add_event(self, event: CardEvent) -> None:
+        self.session.add(event)
+
+
+class CounterRepository(_Repository):
+    def take(self, name: str, count: int = 1) -> int:
+        """Reserve ``count`` consecutive values of counter ``name`` (starting at 1); the first.
+
+        One ``UPDATE … RETURNING``: atomic across processes on both databases; the row is
+        created on first use (``INSERT … ON CONFLICT DO NOTHING``)."""
+        bump = update(Counter).where(Counter.name == name).values(value=Counter.value + count)
+        value = self.session.execute(bump.returning(Counter.value)).scalar_one_or_none()
+        if value is None:
+            insert = (postgresql.insert if self._postgres else sqlite.insert)(Counter)
+            self.session.execute(insert.values(name=name, value=0).on_conflict_do_nothing())
+            value = self.session.execute(bump.returning(Counter.value)).scalar_one()
+        return int(value) - count + 1
+
+
+class HotListRepository(_Repository):
+    def version(self, province: str) -> int:
+        row = self.session.get(HotListVersion, province)
+        return row.version if row else 0
+
+    def bump(self, province: str, now: dt.datetime) -> int:
+        """The next version of ``province``'s list (row-locked: one change at a time)."""
+        bump = (
+            update(HotListVersion)
+            .where(HotListVersion.province == province)
+            .values(version=HotListVersion.version + 1, changed_at=now)
+        )
+        value = self.session.execute(bump.returning(HotListVersion.version)).scalar_one_or_none()
+        if value is None:
+            insert = (postgresql.insert if self._postgres else sqlite.insert)(HotListVersion)
+            self.session.execute(
+                insert.values(province=province, version=0, changed_at=now).on_conflict_do_nothing()
+            )
+            value = self.session.execute(bump.returning(HotListVersion.version)).scalar_one()
+        return int(value)
+
+    def listed(self, province: str, chip_serial: str) -> HotListEntry | None:
+        query = select(HotListEntry).where(
+            HotListEntry.province == province,
+            HotListEntry.chip_serial == chip_serial,
+            HotListEntry.removed_version.is_(None),
+        )
+        return self.session.scalars(query).one_or_none()
+
+    def add(self, entry: HotListEntry) -> None:
+        self.session.add(entry)
+
+    def full(self, province: str) -> Iterator[HotListEntry]:
+        """Every chip on the list now, streamed in listing order."""
+        query = (
+            select(HotListEntry)
+            .where(HotListEntry.province == province, HotListEntry.removed_version.is_(None))
+            .order_by(HotListEntry.listed_version, HotListEntry.id)
+            .execution_options(yield_per=5000)
+        )
+        yield from self.session.scalars(query)
+
+    def delta(self, province: str, base: int) -> tuple[list[HotListEntry], list[HotListEntry]]:
+        """(added, removed) since version ``base``: chips listed after ``base`` and still on the
+        list; chips listed at or before ``base`` and taken off after it."""
+        added = select(HotListEntry).where(
+            HotListEntry.province == province,
+            HotListEntry.listed_version > base,
+            HotListEntry.removed_version.is_(None),
+        )
+        removed = select(HotListEntry).where(
+            HotListEntry.province == province,
+            HotListEntry.listed_version <= base,
+            HotListEntry.removed_version > base,
+        )
+        return (
+            list(self.session.scalars(added.order_by(HotListEntry.listed_version, HotListEntry.id))),
+            list(self.session.scalars(removed.order_by(HotListEntry.removed_version, HotListEntry.id))),
+        )
+
+    def provinces(self) -> Sequence[str]:
+        return list(self.session.scalars(select(HotListVersion.province).order_by(HotListVersion.province)))
