@@ -37,8 +37,9 @@ pcsc:
 hsm:
 	bash scripts/hsm-up.sh
 
-## test: everything — unit, then integration through a real pcscd + vpcd and SoftHSM2
+## test: everything — unit, then integration through PostgreSQL, a real pcscd + vpcd and SoftHSM2
 test: $(TSTAMP)
+	bash scripts/pg-up.sh
 	bash scripts/pcsc-up.sh
 	bash scripts/hsm-up.sh
 	$(BIN)/python -m pytest -p no:cacheprovider
@@ -51,6 +52,7 @@ check: $(TSTAMP)
 
 ## bench: swipe and throughput figures (see docs/benchmarks.md)
 bench: $(TSTAMP)
+	bash scripts/pg-up.sh
 	bash scripts/pcsc-up.sh
 	bash scripts/hsm-up.sh
 	$(BIN)/python -m bench --write docs/benchmarks.md

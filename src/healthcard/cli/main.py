@@ -23,11 +23,14 @@ from healthcard.card.personalise import CardContents
 from healthcard.card.profile import PROFILE_32K, PROFILES
 from healthcard.card.sam import SamOS
 from healthcard.card.sw import describe
-from healthcard.cli import scenario
+from healthcard.cli import cardcentre, scenario
 from healthcard.cli.common import console, fail
 from healthcard.cli.keys import keys_app, sam_app
 from healthcard.cli.render import card_tables, print_tables
-from healthcard.errors import HealthCardError
+from healthcard.clock import SystemClock, local_date
+from healthcard.errors import HealthCardError, InvalidValue
+from healthcard.issuance.hotlist import TerminalHotList
+from healthcard.keys.certificates import TrustStore
 from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import SimulatorTransport
 
@@ -38,6 +41,7 @@ card_app = typer.Typer(
 app.add_typer(card_app, name="card")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sam_app, name="sam")
+cardcentre.register(app, card_app)
 
 Passphrase = Annotated[
     str,
@@ -70,11 +74,16 @@ def _contents(holder: Path | None) -> CardContents:
 
 
 def _terminal(
-    state: CardState, sam_state: CardState | None = None
+    state: CardState,
+    sam_state: CardState | None = None,
+    hotlist: TerminalHotList | None = None,
+    sam_pin: str = demo.DEMO_SAM_PIN,
 ) -> tuple[HealthCardTerminal, SimulatorTransport]:
     card = SimulatorTransport(CardOS(state))
     sam = SimulatorTransport(SamOS(sam_state or demo.demo_sam()))
-    terminal = HealthCardTerminal(card, sam, profile=PROFILES.get(state.profile, PROFILE_32K))
+    terminal = HealthCardTerminal(
+        card, sam, sam_pin=sam_pin, profile=PROFILES.get(state.profile, PROFILE_32K), hotlist=hotlist
+    )
     terminal.open()
     return terminal, card
 
@@ -113,12 +122,33 @@ def card_new_sam(
 @card_app.command("show")
 def card_show(
     path: Annotated[Path, typer.Argument(help="card image")],
+    sam: Annotated[Path | None, typer.Option(help="the terminal's SAM image [default: the demo SAM]")] = None,
+    sam_pin: Annotated[
+        str, typer.Option(envvar="HEALTHCARD_SAM_PIN", help="the SAM's PIN")
+    ] = demo.DEMO_SAM_PIN,
+    hotlist: Annotated[
+        list[Path] | None, typer.Option(help="signed hot lists the terminal loads first (full, then deltas)")
+    ] = None,
+    trust: Annotated[
+        Path | None, typer.Option(help="national roots (`healthcard keys trust`) to verify hot lists")
+    ] = None,
     passphrase: Passphrase = "",
 ) -> None:
-    """Read every file through the terminal SDK (demo SAM) and print every item decoded."""
+    """Read every file through the terminal SDK and print every item decoded.  With hot lists
+    loaded, a hot-listed card is refused before anything but DDF1/EF05 is read."""
     try:
-        state = image.load(path, _sealer(passphrase))
-        terminal, _ = _terminal(state)
+        sealer = _sealer(passphrase)
+        state = image.load(path, sealer)
+        terminal_list = None
+        if hotlist:
+            if trust is None:
+                raise InvalidValue("trust", "a hot list is verified against the national roots: give --trust")
+            roots = TrustStore.from_dict(json.loads(trust.read_text(encoding="utf-8")))
+            terminal_list = TerminalHotList()
+            for listing in hotlist:
+                terminal_list.load(listing.read_bytes(), trust=roots, today=local_date(SystemClock()))
+        sam_state = image.load(sam, sealer) if sam else None
+        terminal, _ = _terminal(state, sam_state, terminal_list, sam_pin)
         console.print(f"card {state.serial.hex().upper()} · {state.profile} · {state.lifecycle.value}")
         print_tables(console, card_tables(terminal, terminal.profile))
     except HealthCardError as exc:
@@ -203,15 +233,25 @@ def card_serve(
         t.join(timeout=5)
 
 
-@app.command("demo")
+demo_app = typer.Typer(help="The scripted demo (`healthcard demo`) and demo data (`healthcard demo seed`).")
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.callback(invoke_without_command=True)
 def run_demo(
+    ctx: typer.Context,
     data_dir: Annotated[
         Path, typer.Option(envvar="HEALTHCARD_DATA_DIR", help="the data directory (the demo uses <dir>/demo)")
     ] = Path("data"),
 ) -> None:
     """The scripted demo: key ceremony, province keys, a SAM, two provinces' cards at one terminal,
-    a signed visit record, a key rollover."""
+    a signed visit record, a key rollover, and the card centre (apply, issue, lose, replace)."""
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         scenario.run(console, data_dir)
     except HealthCardError as exc:
         raise fail(exc) from None
+
+
+demo_app.command("seed")(cardcentre.demo_seed)

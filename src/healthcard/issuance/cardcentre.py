@@ -1,0 +1,843 @@
+"""The card centre (卡管中心): applications, personalisation, issue, loss, replacement, hot list.
+
+Every operation is one service call that checks the operator's role (:mod:`.lifecycle`), works
+in units of work, and writes nothing when it refuses.  Personalisation is split so that the
+database can never say "issued" for a chip that is not::
+
+    tx 1   application APPROVED → card row PERSONALISING (issue serial taken, chip serial known)
+    chip   SELECT … WRITE KEY … CREATE FILE … UPDATE … END PERSONALISATION   (no transaction open)
+    tray   the card is delivered (image saved / card taken from the reader)
+    tx 2   card ISSUED, application ISSUED
+
+A crash between the two transactions leaves a PERSONALISING row; :meth:`CardCentre.resume`
+asks the chip source whether that chip finished and completes or voids it, so a re-run issues
+every application exactly once.  A failure on the chip voids the row (SPOILED) and leaves the
+application APPROVED, ready to be run again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import IntegrityError
+
+from healthcard.card.personalise import CardContents
+from healthcard.card.profile import PROFILE_32K, Profile
+from healthcard.clock import SHANGHAI, Clock, local_date
+from healthcard.errors import (
+    Duplicate,
+    HealthCardError,
+    InvalidValue,
+    NotFound,
+    PermissionDenied,
+    TransitionRefused,
+)
+from healthcard.issuance import hotlist as hot
+from healthcard.issuance.application import Application, card_contents, parse_application
+from healthcard.issuance.cards import personalise
+from healthcard.issuance.chips import Chip, ChipSource
+from healthcard.issuance.keycentre import KeyCentre, issuer_code
+from healthcard.issuance.lifecycle import (
+    Action,
+    ApplicationKind,
+    ApplicationStatus,
+    CardStatus,
+    Role,
+    require_role,
+    step,
+)
+from healthcard.keys.keyset import CardKeySet, KeySet
+from healthcard.keys.primitives import Algorithm
+from healthcard.storage import tables as t
+from healthcard.storage.db import Database
+from healthcard.storage.uow import UnitOfWork
+
+#: validity of a new card: DDF1/EF08 expiry = issue date + 10 years - 1 day
+VALIDITY_YEARS = 10
+#: the hot-list reason of each status that lists a chip
+LISTED_AS = {
+    CardStatus.LOST: hot.HotListReason.LOST,
+    CardStatus.REPLACED: hot.HotListReason.REPLACED,
+    CardStatus.CANCELLED: hot.HotListReason.CANCELLED,
+    CardStatus.SPOILED: hot.HotListReason.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class CardView:
+    """A card as the card centre shows it."""
+
+    card_number: str
+    status: CardStatus
+    chip_serial: str
+    issue_serial: str
+    issuer_code: str
+    province: str
+    city_code: str
+    key_version: int
+    issue_date: dt.date
+    expiry_date: dt.date
+    status_at: dt.datetime
+    resident_id: str
+    application_number: str
+
+    @classmethod
+    def of(cls, row: t.Card) -> CardView:
+        return cls(
+            row.card_number,
+            CardStatus(row.status),
+            row.chip_serial,
+            row.issue_serial,
+            row.issuer_code,
+            row.province,
+            row.city_code,
+            row.key_version,
+            row.issue_date,
+            row.expiry_date,
+            row.status_at,
+            row.resident_id,
+            row.application_number,
+        )
+
+    def expired(self, today: dt.date) -> bool:
+        return self.expiry_date < today
+
+
+@dataclass(frozen=True)
+class ApplicationView:
+    number: str
+    kind: ApplicationKind
+    status: ApplicationStatus
+    card_number: str
+    name: str
+    province: str
+    submitted_at: dt.datetime
+    resident_id: str
+    note: str | None
+
+    @classmethod
+    def of(cls, row: t.Application) -> ApplicationView:
+        return cls(
+            row.number,
+            ApplicationKind(row.kind),
+            ApplicationStatus(row.status),
+            row.card_number,
+            str(row.data.get("name", "")),
+            row.province,
+            row.submitted_at,
+            row.resident_id,
+            row.note,
+        )
+
+
+@dataclass(frozen=True)
+class CardEventView:
+    at: dt.datetime
+    chip_serial: str
+    from_status: str | None
+    to_status: str
+    operator: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class CardHistory:
+    """Everything the card centre knows of one card number: its chips and their history."""
+
+    card_number: str
+    name: str
+    cards: list[CardView]
+    events: list[CardEventView]
+
+    @property
+    def current(self) -> CardView | None:
+        live = [c for c in self.cards if c.status.live]
+        return live[-1] if live else (self.cards[-1] if self.cards else None)
+
+
+@dataclass
+class IssueOutcome:
+    """What one personalisation run did: cards issued, and applications whose chip failed."""
+
+    issued: list[CardView] = field(default_factory=list)
+    failed: dict[str, HealthCardError] = field(default_factory=dict)  # application number → error
+
+
+@dataclass(frozen=True)
+class _Operator:
+    id: str
+    role: Role
+    province: str
+
+
+@dataclass
+class _Job:
+    card_id: int
+    application_number: str
+    card_number: str
+    chip: Chip
+    issuing: KeySet
+    keys: CardKeySet
+    contents: CardContents
+
+
+class CardCentre:
+    """The card management service.  ``keys`` gives the key centre (opened only when a card is
+    personalised or a hot list signed: most operations need no key store)."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        keys: Callable[[], KeyCentre],
+        *,
+        profile: Profile = PROFILE_32K,
+        validity_years: int = VALIDITY_YEARS,
+        new_id: Callable[[], str] = lambda: secrets.token_hex(16),
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self._keys = keys
+        self._centre: KeyCentre | None = None
+        self.profile = profile
+        self.validity_years = validity_years
+        self.new_id = new_id
+
+    @property
+    def keys(self) -> KeyCentre:
+        if self._centre is None:
+            self._centre = self._keys()
+        return self._centre
+
+    # --- who is acting ----------------------------------------------------------------------
+    def _operator(self, uow: UnitOfWork, operator_id: str, action: Action) -> _Operator:
+        row = uow.reference.operator(operator_id)
+        if row is None or not row.active:
+            raise PermissionDenied(f"no active operator {operator_id!r}")
+        role = require_role(action, row.role, operator_id)
+        institution = uow.reference.institution(row.institution_code)
+        assert institution is not None  # a foreign key
+        return _Operator(row.id, role, institution.area_code[:2])
+
+    @staticmethod
+    def _same_province(op: _Operator, province: str, what: str) -> None:
+        if op.role not in (Role.SYSTEM, Role.RESIDENT) and op.province != province:
+            raise PermissionDenied(
+                f"operator {op.id} works for province {op.province}; {what} is province {province}"
+            )
+
+    # --- applications -----------------------------------------------------------------------
+    def submit(
+        self,
+        operator_id: str,
+        application: Application | Mapping[str, object],
+        *,
+        collection_point: str | None = None,
+    ) -> ApplicationView:
+        """Take an application (申领): checked field by field, one per person nationally."""
+        now = self.clock.now()
+        app = (
+            application
+            if isinstance(application, Application)
+            else parse_application(application, today=local_date(self.clock))
+        )
+        with self.db.uow() as uow:
+            op = self._operator(uow, operator_id, Action.SUBMIT)
+            row = self._submit(uow, op, app, now, collection_point)
+            self._commit(uow, app.card_number)
+            return ApplicationView.of(row)
+
+    def _submit(
+        self,
+        uow: UnitOfWork,
+        op: _Operator,
+        app: Application,
+        now: dt.datetime,
+        collection_point: str | None,
+        *,
+        kind: ApplicationKind = ApplicationKind.NEW,
+        replaces: t.Card | None = None,
+        batch: tuple[str, int] | None = None,
+        approve: bool = False,
+    ) -> t.Application:
+        province = app.city_code[:2]
+        if op.role is not Role.SYSTEM and op.province != province:
+            raise InvalidValue(
+                "city_code",
+                f"{app.city_code} is in province {province}; {op.id} takes applications of {op.province}",
+            )
+        if collection_point is not None and uow.reference.collection_point(collection_point) is None:
+            raise InvalidValue("collection_point", f"no collection point {collection_point!r}")
+        if kind is ApplicationKind.NEW:
+            self._refuse_duplicate(uow, app.card_number)
+        elif (pending := uow.applications.open_for(app.card_number)) is not None:
+            raise Duplicate(
+                "id_number", f"application {pending.number} for {app.card_number} is already {pending.status}"
+            )
+        identity = app.identity
+        resident = uow.residents.by_identity(identity.id_type, identity.id_number)
+        if resident is None:
+            resident = t.Resident(
+                resident_id=self.new_id(),
+                id_type=identity.id_type,
+                id_number=identity.id_number,
+                name=app.name,
+                sex=app.sex,
+                birth_date=app.birth_date,
+                created_at=now,
+            )
+            uow.residents.add(resident)
+        number = f"SQ{province}{uow.counters.take('application'):012d}"
+        row = t.Application(
+            number=number,
+            resident_id=resident.resident_id,
+            card_number=app.card_number,
+            kind=kind.value,
+            status=(ApplicationStatus.APPROVED if approve else ApplicationStatus.SUBMITTED).value,
+            province=province,
+            collection_point_code=collection_point,
+            submitted_by=op.id,
+            submitted_at=now,
+            decided_by=op.id if approve else None,
+            decided_at=now if approve else None,
+            replaces_card_id=replaces.id if replaces is not None else None,
+            batch_id=batch[0] if batch else None,
+            batch_row=batch[1] if batch else None,
+            data=app.to_json(),
+        )
+        uow.applications.add(row)
+        return row
+
+    def _refuse_duplicate(self, uow: UnitOfWork, card_number: str) -> None:
+        live = uow.cards.live(card_number)
+        if live is not None:
+            status = CardStatus(live.status)
+            raise Duplicate(
+                "id_number",
+                f"{card_number} already holds card {live.issue_serial} ({status.value} {status.label}, "
+                f"chip {live.chip_serial}, issued {live.issue_date:%Y-%m-%d} by {live.issuer_code}): "
+                "one card per person; report it lost and ask for a replacement instead",
+            )
+        pending = uow.applications.open_for(card_number)
+        if pending is not None:
+            raise Duplicate(
+                "id_number", f"application {pending.number} for {card_number} is already {pending.status}"
+            )
+
+    def _commit(self, uow: UnitOfWork, card_number: str) -> None:
+        """Commit; a unique index that caught a race (another process took the same person in
+        the same instant) is reported as the duplicate it is."""
+        try:
+            uow.commit()
+        except IntegrityError as exc:
+            uow.rollback()
+            text = str(exc.orig)
+            if "card_number" in text:
+                raise Duplicate(
+                    "id_number", f"{card_number} got a card or an application at the same moment elsewhere"
+                ) from None
+            raise
+
+    def approve(self, operator_id: str, number: str) -> ApplicationView:
+        return self._decide(operator_id, number, Action.APPROVE, None)
+
+    def reject(self, operator_id: str, number: str, reason: str) -> ApplicationView:
+        if not reason.strip():
+            raise InvalidValue("reason", "say why the application is rejected")
+        return self._decide(operator_id, number, Action.REJECT, reason)
+
+    def _decide(self, operator_id: str, number: str, action: Action, reason: str | None) -> ApplicationView:
+        with self.db.uow() as uow:
+            op = self._operator(uow, operator_id, action)
+            row = self._application(uow, number, lock=True)
+            self._same_province(op, row.province, f"application {number}")
+            if row.status != ApplicationStatus.SUBMITTED:
+                raise TransitionRefused(
+                    f"application {number} is {row.status}: only SUBMITTED ones are decided"
+                )
+            row.status = (
+                ApplicationStatus.APPROVED if action is Action.APPROVE else ApplicationStatus.REJECTED
+            ).value
+            row.decided_by, row.decided_at, row.note = op.id, self.clock.now(), reason
+            uow.commit()
+            return ApplicationView.of(row)
+
+    @staticmethod
+    def _application(uow: UnitOfWork, number: str, lock: bool = False) -> t.Application:
+        row = uow.applications.get(number, lock=lock)
+        if row is None:
+            raise NotFound("application", number)
+        return row
+
+    def application(self, number: str) -> ApplicationView:
+        with self.db.uow() as uow:
+            return ApplicationView.of(self._application(uow, number))
+
+    def applications(
+        self, status: ApplicationStatus | None = None, limit: int = 100
+    ) -> list[ApplicationView]:
+        with self.db.uow() as uow:
+            return [ApplicationView.of(r) for r in uow.applications.listing(status, limit)]
+
+    # --- batches ------------------------------------------------------------------------------
+    def open_batch(self, operator_id: str, batch_id: str, source: str, rows: int) -> None:
+        """Register a batch file (once: a re-run finds it)."""
+        with self.db.uow() as uow:
+            op = self._operator(uow, operator_id, Action.ISSUE)
+            if uow.reference.batch(batch_id) is None:
+                uow.reference.add_batch(
+                    t.Batch(
+                        id=batch_id,
+                        source=source[:255],
+                        rows=rows,
+                        operator_id=op.id,
+                        created_at=self.clock.now(),
+                    )
+                )
+                uow.commit()
+
+    def batch_rows(self, batch_id: str, first: int, last: int) -> dict[int, tuple[str, str]]:
+        """Row number → (application number, status) of the rows of a batch already taken."""
+        with self.db.uow() as uow:
+            return {
+                row.batch_row: (row.number, row.status)
+                for row in uow.applications.by_batch(batch_id, first, last)
+                if row.batch_row is not None
+            }
+
+    def submit_batch(
+        self, operator_id: str, batch_id: str, items: Sequence[tuple[int, Application]]
+    ) -> tuple[list[str], list[tuple[int, Application, InvalidValue]]]:
+        """Take a chunk of a batch's rows as approved applications in one transaction; a row
+        refused (a person holding a card already) is returned, the others go on."""
+        now = self.clock.now()
+        taken: list[str] = []
+        refused: list[tuple[int, Application, InvalidValue]] = []
+        if not items:
+            return taken, refused
+        with self.db.uow() as uow:
+            op = self._operator(uow, operator_id, Action.SUBMIT)
+            self._operator(uow, operator_id, Action.APPROVE)
+            for number, app in items:
+                try:
+                    row = self._submit(uow, op, app, now, None, batch=(batch_id, number), approve=True)
+                except InvalidValue as exc:  # checked before anything of the row is written
+                    refused.append((number, app, exc))
+                    continue
+                taken.append(row.number)
+            self._commit(uow, items[0][1].card_number)
+        return taken, refused
+
+    # --- personalisation ----------------------------------------------------------------------
+    def issue(self, operator_id: str, number: str, chips: ChipSource) -> CardView:
+        """Personalise a card for approved application ``number`` on a chip from ``chips``."""
+        outcome = self.issue_many(operator_id, [number], chips)
+        if outcome.failed:
+            raise outcome.failed[number]
+        return outcome.issued[0]
+
+    def issue_many(self, operator_id: str, numbers: Sequence[str], chips: ChipSource) -> IssueOutcome:
+        """Personalise cards for approved applications: one reserving transaction, the chips,
+        one finishing transaction (a batch's chunk)."""
+        outcome = IssueOutcome()
+        jobs = self._reserve(operator_id, numbers, chips)
+        done: list[_Job] = []
+        for job in jobs:
+            try:
+                personalise(
+                    job.chip.transmit,
+                    job.issuing,
+                    job.chip.serial,
+                    job.contents,
+                    self.keys,
+                    self.profile,
+                    job.keys,
+                )
+                chips.deliver(job.chip, job.card_number)
+            except HealthCardError as exc:
+                outcome.failed[job.application_number] = exc
+                self._void(job.card_id, operator_id, f"personalisation failed: {exc}", listed=False)
+                continue
+            done.append(job)
+        chips.sync()
+        outcome.issued = self._finish(done, operator_id)
+        return outcome
+
+    def _reserve(self, operator_id: str, numbers: Sequence[str], chips: ChipSource) -> list[_Job]:
+        now = self.clock.now()
+        today = local_date(self.clock)
+        jobs: list[_Job] = []
+        with self.db.uow() as uow:
+            op = self._operator(uow, operator_id, Action.ISSUE)
+            rows = [self._application(uow, n, lock=True) for n in numbers]
+            for row in rows:
+                self._same_province(op, row.province, f"application {row.number}")
+                if row.status != ApplicationStatus.APPROVED:
+                    raise TransitionRefused(
+                        f"application {row.number} is {row.status}: only APPROVED applications are personalised"
+                    )
+            issuers: dict[str, tuple[str, str, KeySet]] = {}
+            for row in rows:
+                if row.province not in issuers:
+                    code = issuer_code(row.province)
+                    institution = uow.reference.institution(code)
+                    name = institution.name if institution else f"{row.province} 卡管中心"
+                    issuers[row.province] = (code, name, self.keys.province(row.province))
+                code, name, issuing = issuers[row.province]
+                if row.kind == ApplicationKind.REPLACEMENT:
+                    self._retire_replaced(uow, row, op, now)
+                elif (live := uow.cards.live(row.card_number)) is not None:
+                    raise Duplicate(
+                        "id_number",
+                        f"{row.card_number} already holds chip {live.chip_serial} ({live.status})",
+                    )
+                serial = f"{uow.counters.take(f'issue-serial:{code}'):010d}"
+                expiry = _years_after(today, self.validity_years) - dt.timedelta(days=1)
+                app = Application.from_json(row.data)
+                contents = card_contents(
+                    app,
+                    issue_serial=serial,
+                    issuer_name=name,
+                    issuer_code=code,
+                    issue_date=today,
+                    expiry=expiry,
+                )
+
+                def transport_key(chip: bytes, issuing: KeySet = issuing) -> tuple[bytes, Algorithm]:
+                    return self.keys.card_keys(issuing, chip)["TKMF"], issuing.algorithm
+
+                chip = chips.blank(transport_key)
+                card = t.Card(
+                    resident_id=row.resident_id,
+                    card_number=row.card_number,
+                    chip_serial=chip.serial.hex().upper(),
+                    issue_serial=serial,
+                    issuer_code=code,
+                    province=row.province,
+                    city_code=app.city_code,
+                    key_version=issuing.id.version,
+                    algorithm=issuing.algorithm.name,
+                    profile=self.profile.id,
+                    status=CardStatus.PERSONALISING.value,
+                    application_number=row.number,
+                    replaces_card_id=row.replaces_card_id,
+                    issued_by=op.id,
+                    issue_date=today,
+                    expiry_date=expiry,
+                    created_at=now,
+                    status_at=now,
+                )
+                uow.cards.add(card)
+                uow.flush()
+                self._event(
+                    uow, card, None, CardStatus.PERSONALISING, op.id, f"application {row.number}", now
+                )
+                keys = self.keys.card_keys(issuing, chip.serial)
+                jobs.append(_Job(card.id, row.number, row.card_number, chip, issuing, keys, contents))
+            self._commit(uow, rows[0].card_number if rows else "")
+        return jobs
+
+    def _retire_replaced(self, uow: UnitOfWork, row: t.Application, op: _Operator, now: dt.datetime) -> None:
+        """The card a replacement replaces turns REPLACED (hot-listed) before the new chip is
+        made: one live card per number, and the lost chip refused from this moment on."""
+        if row.replaces_card_id is None:
+            return
+        old = uow.cards.get(row.replaces_card_id, lock=True)
+        assert old is not None
+        if CardStatus(old.status).live:
+            self._move(
+                uow,
+                old,
+                step(Action.REPLACE, old.status, old.card_number),
+                op.id,
+                f"replaced: {row.number}",
+                now,
+            )
+
+    def _finish(self, jobs: Sequence[_Job], operator_id: str) -> list[CardView]:
+        if not jobs:
+            return []
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            views = []
+            for job in jobs:
+                card = uow.cards.get(job.card_id, lock=True)
+                assert card is not None
+                self._issued(uow, card, operator_id, now)
+                views.append(CardView.of(card))
+            uow.commit()
+        return views
+
+    def _issued(self, uow: UnitOfWork, card: t.Card, operator_id: str, now: dt.datetime) -> None:
+        self._move(uow, card, CardStatus.ISSUED, operator_id, "END PERSONALISATION answered 9000", now)
+        application = uow.applications.get(card.application_number, lock=True)
+        assert application is not None
+        application.status = ApplicationStatus.ISSUED.value
+
+    def _void(self, card_id: int, operator_id: str, reason: str, *, listed: bool) -> None:
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            card = uow.cards.get(card_id, lock=True)
+            assert card is not None
+            self._move(uow, card, CardStatus.SPOILED, operator_id, reason[:200], now, list_chip=listed)
+            uow.commit()
+
+    def resume(self, operator_id: str, chips: ChipSource) -> tuple[int, int]:
+        """Settle personalisations a crash left unfinished: a chip the source shows finished is
+        ISSUED; one it shows never finished is SPOILED; one it cannot tell about is SPOILED and
+        hot-listed, so it is refused should it be a working card after all.  (completed, voided)"""
+        completed = voided = 0
+        with self.db.uow() as uow:
+            self._operator(uow, operator_id, Action.ISSUE)
+            pending = [(c.id, c.chip_serial) for c in uow.cards.personalising()]
+        for card_id, serial in pending:
+            finished = chips.finished(bytes.fromhex(serial))
+            if finished:
+                now = self.clock.now()
+                with self.db.uow() as uow:
+                    card = uow.cards.get(card_id, lock=True)
+                    assert card is not None
+                    if card.status == CardStatus.PERSONALISING:
+                        self._issued(uow, card, operator_id, now)
+                        uow.commit()
+                        completed += 1
+            else:
+                why = "never finished (crash)" if finished is False else "unknown after a crash: hot-listed"
+                self._void(card_id, operator_id, f"personalisation {why}", listed=finished is None)
+                voided += 1
+        return completed, voided
+
+    # --- life cycle -----------------------------------------------------------------------------
+    def activate(self, operator_id: str, card_number: str) -> CardView:
+        """Hand the card over to the resident (领卡)."""
+        return self._transition(operator_id, card_number, Action.ACTIVATE, "handed over")
+
+    def report_lost(self, operator_id: str, card_number: str, reason: str = "reported lost") -> CardView:
+        return self._transition(operator_id, card_number, Action.REPORT_LOST, reason)
+
+    def recover(self, operator_id: str, card_number: str, reason: str = "found again") -> CardView:
+        return self._transition(operator_id, card_number, Action.RECOVER, reason)
+
+    def cancel(self, operator_id: str, card_number: str, reason: str) -> CardView:
+        if not reason.strip():
+            raise InvalidValue("reason", "say why the card is cancelled (e.g. death, emigration)")
+        return self._transition(operator_id, card_number, Action.CANCEL, reason)
+
+    def _transition(self, operator_id: str, card_number: str, action: Action, reason: str) -> CardView:
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            op = self._operator(uow, operator_id, action)
+            card = uow.cards.live(card_number, lock=True)
+            if card is None:
+                latest = uow.cards.latest(card_number)
+                if latest is None:
+                    raise NotFound("card", card_number)
+                step(action, latest.status, card_number)  # raises: it explains the status
+                raise TransitionRefused(f"card {card_number} has no live chip")  # pragma: no cover
+            self._same_province(op, card.province, f"card {card_number}")
+            self._move(uow, card, step(action, card.status, card_number), op.id, reason, now)
+            uow.commit()
+            return CardView.of(card)
+
+    def replace(
+        self, operator_id: str, card_number: str, chips: ChipSource, reason: str = "lost"
+    ) -> CardView:
+        """补卡 / 换卡: a new chip carrying the same card number and the same on-card data (from
+        what the platform holds for the resident), the old chip hot-listed."""
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            op = self._operator(uow, operator_id, Action.REPLACE)
+            old = uow.cards.live(card_number, lock=True)
+            if old is None:
+                latest = uow.cards.latest(card_number)
+                if latest is None:
+                    raise NotFound("card", card_number)
+                step(Action.REPLACE, latest.status, card_number)
+                raise TransitionRefused(f"card {card_number} has no live chip")  # pragma: no cover
+            step(Action.REPLACE, old.status, card_number)
+            self._same_province(op, old.province, f"card {card_number}")
+            source = uow.applications.get(old.application_number)
+            assert source is not None
+            app = self.on_card_data(uow, old, source)
+            row = self._submit(
+                uow, op, app, now, None, kind=ApplicationKind.REPLACEMENT, replaces=old, approve=True
+            )
+            row.note = reason[:200]
+            number = row.number
+            self._commit(uow, card_number)
+        return self.issue(operator_id, number, chips)
+
+    def on_card_data(self, uow: UnitOfWork, card: t.Card, application: t.Application) -> Application:
+        """What the replacement chip carries: the resident's on-card data as the platform holds it.
+        (Until the platform keeps records, that is the application the card was made from.)"""
+        return Application.from_json(application.data)
+
+    def expire_due(self, operator_id: str) -> int:
+        """Mark every ISSUED / ACTIVE card past its validity date EXPIRED; how many."""
+        today = local_date(self.clock)
+        count = 0
+        while True:
+            with self.db.uow() as uow:
+                op = self._operator(uow, operator_id, Action.EXPIRE)
+                due = uow.cards.expiring(today, limit=500)
+                for card in due:
+                    self._move(
+                        uow,
+                        card,
+                        CardStatus.EXPIRED,
+                        op.id,
+                        f"validity ended {card.expiry_date}",
+                        self.clock.now(),
+                    )
+                uow.commit()
+            count += len(due)
+            if len(due) < 500:
+                return count
+
+    def _move(
+        self,
+        uow: UnitOfWork,
+        card: t.Card,
+        target: CardStatus,
+        operator_id: str,
+        reason: str | None,
+        now: dt.datetime,
+        *,
+        list_chip: bool = True,
+    ) -> None:
+        before = card.status
+        card.status, card.status_at = target.value, now
+        self._event(uow, card, before, target, operator_id, reason, now)
+        if target in LISTED_AS and list_chip:
+            self._list(uow, card, LISTED_AS[target], now)
+        elif target is CardStatus.ACTIVE and before == CardStatus.LOST:
+            self._unlist(uow, card, now)
+
+    @staticmethod
+    def _event(
+        uow: UnitOfWork,
+        card: t.Card,
+        before: str | None,
+        target: CardStatus,
+        operator_id: str,
+        reason: str | None,
+        now: dt.datetime,
+    ) -> None:
+        uow.cards.add_event(
+            t.CardEvent(
+                resident_id=card.resident_id,
+                card_id=card.id,
+                card_number=card.card_number,
+                from_status=before,
+                to_status=target.value,
+                operator_id=operator_id,
+                reason=reason,
+                at=now,
+            )
+        )
+
+    # --- hot list ---------------------------------------------------------------------------------
+    @staticmethod
+    def _list(uow: UnitOfWork, card: t.Card, reason: hot.HotListReason, now: dt.datetime) -> None:
+        if uow.hotlist.listed(card.province, card.chip_serial) is not None:
+            return  # a lost chip that is then replaced or cancelled stays listed as it was
+        version = uow.hotlist.bump(card.province, now)
+        uow.hotlist.add(
+            t.HotListEntry(
+                province=card.province,
+                chip_serial=card.chip_serial,
+                card_number=card.card_number,
+                resident_id=card.resident_id,
+                reason=reason.value,
+                listed_version=version,
+                listed_at=now,
+            )
+        )
+
+    @staticmethod
+    def _unlist(uow: UnitOfWork, card: t.Card, now: dt.datetime) -> None:
+        entry = uow.hotlist.listed(card.province, card.chip_serial)
+        if entry is not None:
+            entry.removed_version = uow.hotlist.bump(card.province, now)
+            entry.removed_at = now
+
+    def hotlist_version(self, province: str) -> int:
+        with self.db.uow() as uow:
+            return uow.hotlist.version(province)
+
+    def hotlist(self, province: str, since: int | None = None) -> hot.HotList:
+        """The province's signed hot list now: full, or the delta from version ``since``."""
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            version = uow.hotlist.version(province)
+            if since is not None and not 0 <= since <= version:
+                raise InvalidValue(
+                    "since", f"version {since}: province {province}'s list is at version {version}"
+                )
+            if since is None:
+                unsigned = hot.full_list(
+                    province, version, [_entry(e) for e in uow.hotlist.full(province)], now
+                )
+            else:
+                added, removed = uow.hotlist.delta(province, since)
+                unsigned = hot.delta_list(
+                    province,
+                    since,
+                    version,
+                    [_entry(e) for e in added],
+                    [bytes.fromhex(e.chip_serial) for e in removed],
+                    now,
+                )
+        return hot.sign_hotlist(unsigned, lambda message: self.keys.sign_as_issuer(province, message))
+
+    # --- queries ------------------------------------------------------------------------------------
+    def card(self, card_number: str) -> CardHistory:
+        with self.db.uow() as uow:
+            cards = uow.cards.all_of(card_number)
+            if not cards:
+                raise NotFound("card", card_number)
+            resident = uow.residents.get(cards[-1].resident_id)
+            serials = {c.id: c.chip_serial for c in cards}
+            events = [
+                CardEventView(e.at, serials[e.card_id], e.from_status, e.to_status, e.operator_id, e.reason)
+                for e in uow.cards.events(cards[-1].resident_id, card_number)
+            ]
+            return CardHistory(
+                card_number, resident.name if resident else "", [CardView.of(c) for c in cards], events
+            )
+
+    def counts(self) -> dict[str, int]:
+        with self.db.uow() as uow:
+            return uow.cards.count_by_status()
+
+
+def _entry(row: t.HotListEntry) -> hot.HotListEntry:
+    return hot.HotListEntry(
+        bytes.fromhex(row.chip_serial), row.card_number, hot.HotListReason(row.reason), row.listed_at
+    )
+
+
+def _years_after(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def local_time(at: dt.datetime) -> str:
+    """A stored UTC time as the people of the system read it (Asia/Shanghai)."""
+    return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+__all__ = [
+    "ApplicationView",
+    "CardCentre",
+    "CardEventView",
+    "CardHistory",
+    "CardView",
+    "IssueOutcome",
+    "local_time",
+]

@@ -1,0 +1,204 @@
+"""Where blank chips come from and where personalised cards go.
+
+A :class:`ChipSource` hands the card centre a blank chip — as the factory delivers it, holding
+only its transport key ``TK = D(TKM, serial)`` — to personalise, takes the personalised card
+back (``deliver``), and after a crash answers whether a chip finished (``finished``), so that a
+re-run neither issues a card twice nor leaves one the database does not know.
+
+* :class:`SimulatedChips` — a simulated chip factory and an output tray of card images (the
+  embedded default, batch issuance, benchmarks);
+* :class:`ReaderChip` — the one card in a reader (PC/SC — a desktop issuing station, a hospital
+  kiosk — or any :class:`~healthcard.terminal.transport.Transport`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from healthcard.card import image
+from healthcard.card.atr import chip_serial, key_info
+from healthcard.card.cos import CardOS, CardState
+from healthcard.card.filesystem import LifeCycle
+from healthcard.errors import ImageError, InvalidValue
+from healthcard.keys.primitives import Algorithm
+from healthcard.terminal.transport import Transport
+
+#: the transport key of a chip serial, as the issuing centre derives it: (key, algorithm)
+TransportKeyOf = Callable[[bytes], tuple[bytes, Algorithm]]
+
+
+class Chip(Protocol):
+    serial: bytes
+
+    def transmit(self, raw: bytes) -> bytes: ...
+
+
+class ChipSource(Protocol):
+    def blank(self, transport_key: TransportKeyOf) -> Chip:
+        """A blank chip, powered and ready for the first personalisation APDU."""
+        ...
+
+    def deliver(self, chip: Chip, card_number: str) -> None:
+        """The chip answered END PERSONALISATION: keep the card."""
+        ...
+
+    def sync(self) -> None:
+        """Make every delivered card durable (a batch calls this once per chunk)."""
+        ...
+
+    def finished(self, serial: bytes) -> bool | None:
+        """After a crash: did chip ``serial`` finish personalisation and reach the tray?
+        ``None``: this source cannot tell."""
+        ...
+
+
+@dataclass
+class SimulatedChip:
+    serial: bytes
+    state: CardState
+    card: CardOS = field(repr=False)
+
+    def transmit(self, raw: bytes) -> bytes:
+        return self.card.process(raw)
+
+
+class SimulatedChips:
+    """A simulated chip factory (8-byte serials: a 2-byte vendor prefix and 6 random bytes) and
+    an output tray: each personalised card is saved as ``<out>/<SERIAL>.card`` (sealed image).
+
+    ``durable_each``: fsync every image as it is written (one card at the desk); a batch turns it
+    off and calls :meth:`sync` once per chunk, before the database says "issued".
+    Without ``out`` the cards are kept in :attr:`delivered` (tests) or dropped (``keep=False``,
+    benchmarks)."""
+
+    def __init__(
+        self,
+        out: Path | None = None,
+        sealer: image.Sealer | None = None,
+        *,
+        vendor: bytes = b"\x00\x86",
+        rng: Callable[[int], bytes] = secrets.token_bytes,
+        durable_each: bool = True,
+        keep: bool = True,
+    ) -> None:
+        if out is not None and sealer is None:
+            raise InvalidValue("sealer", "card images are sealed: give a Sealer with an output folder")
+        if len(vendor) != 2:
+            raise InvalidValue("vendor", "a 2-byte chip vendor prefix")
+        self.out = out
+        self.sealer = sealer
+        self.vendor = vendor
+        self.rng = rng
+        self.durable_each = durable_each
+        self.keep = keep
+        self.delivered: dict[bytes, CardState] = {}
+        self._unsynced: list[Path] = []
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+
+    def path(self, serial: bytes) -> Path:
+        assert self.out is not None
+        return self.out / f"{serial.hex().upper()}.card"
+
+    def blank(self, transport_key: TransportKeyOf) -> SimulatedChip:
+        serial = self.vendor + self.rng(6)
+        key, algorithm = transport_key(serial)
+        state = CardState.blank(serial, key, algorithm)
+        card = CardOS(state)
+        card.power_on()
+        return SimulatedChip(serial, state, card)
+
+    def deliver(self, chip: Chip, card_number: str) -> None:
+        assert isinstance(chip, SimulatedChip)
+        if self.out is None:
+            if self.keep:
+                self.delivered[chip.serial] = chip.state
+            return
+        assert self.sealer is not None
+        path = self.path(chip.serial)
+        if self.durable_each:
+            image.save(chip.state, path, self.sealer)
+        else:
+            # write + rename now, fsync at sync(): still never a torn file, and one flush per chunk
+            tmp = path.with_name(f".{path.name}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(image.dumps(chip.state, self.sealer))
+            os.replace(tmp, path)
+            self._unsynced.append(path)
+
+    def sync(self) -> None:
+        if not self._unsynced:
+            return
+        for path in self._unsynced:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        assert self.out is not None
+        fd = os.open(self.out, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._unsynced.clear()
+
+    def finished(self, serial: bytes) -> bool | None:
+        if self.out is None:
+            return serial in self.delivered
+        assert self.sealer is not None
+        try:
+            state = image.load(self.path(serial), self.sealer)
+        except ImageError:
+            return False
+        return state.serial == serial and state.lifecycle is LifeCycle.ISSUED
+
+
+@dataclass
+class ReaderCard:
+    serial: bytes
+    transport: Transport = field(repr=False)
+
+    def transmit(self, raw: bytes) -> bytes:
+        return self.transport.transmit(raw).to_bytes()
+
+
+class ReaderChip:
+    """The blank card in a reader: its serial from the ATR; refused when it carries keys already."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def blank(self, transport_key: TransportKeyOf) -> ReaderCard:
+        atr = self.transport.connect()
+        serial, keys = chip_serial(atr), key_info(atr)
+        if keys.version:
+            raise InvalidValue(
+                "chip",
+                f"the card in the reader (chip {serial.hex().upper()}) is personalised already "
+                f"(key version {keys.version}): insert a blank card",
+            )
+        return ReaderCard(serial, self.transport)
+
+    def deliver(self, chip: Chip, card_number: str) -> None:
+        """Nothing to keep: the operator takes the card out of the reader."""
+
+    def sync(self) -> None:
+        pass
+
+    def finished(self, serial: bytes) -> bool | None:
+        """A card whose ATR still shows no keys never got far; anything else cannot be told
+        apart from the outside (a chip stopped just before END PERSONALISATION looks the same)."""
+        try:
+            atr = self.transport.connect()
+        except Exception:
+            return None
+        if chip_serial(atr) == serial and not key_info(atr).version:
+            return False
+        return None
