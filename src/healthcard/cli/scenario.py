@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from healthcard import demo
@@ -22,13 +24,21 @@ from healthcard.card import image
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.personalise import CardContents
 from healthcard.card.sam import SamOS
+from healthcard.cli.cardcentre import print_history
 from healthcard.cli.render import card_tables, outpatient_table, print_tables
 from healthcard.clock import SystemClock, local_date
+from healthcard.errors import HotListed, InvalidValue
+from healthcard.issuance import hotlist, seed
+from healthcard.issuance.batch import run_batch
+from healthcard.issuance.cardcentre import CardCentre
 from healthcard.issuance.cards import issue_simulated_card
+from healthcard.issuance.chips import SimulatedChips
 from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
 from healthcard.keys import ceremony
 from healthcard.keys.kek import PassphraseKek
 from healthcard.keys.keystore import KeyStore
+from healthcard.storage import tables as t
+from healthcard.storage.db import Database
 from healthcard.terminal.records import Code, Diagnosis, Fee, Medication, OutpatientRecord
 from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import SimulatorTransport
@@ -37,6 +47,7 @@ HENAN_CARD = bytes.fromhex("0081866B00001015")
 GUANGDONG_CARD = bytes.fromhex("008586530002E8E4")
 FOSHAN_SAM = bytes.fromhex("4406000000000001")
 FOSHAN_TERMINAL = "440600000001"
+CARD = "410102199003070019"  # 张三
 
 
 def _guangdong_contents() -> CardContents:
@@ -156,5 +167,130 @@ def run(console: Console, data_dir: Path) -> None:
         console.print(
             f"{label} ({state.key_info().version}) at the SAM holding {sam2.key_info()}: read {name}"
         )
-    console.print(f"{national2.id} is current; every file under {folder} holds keys only sealed")
+    console.print(f"{national2.id} is current")
+
+    card_centre(console, folder, centre, sam2, sealer)
+    console.print(f"every file under {folder} holds keys only sealed")
     console.print("[green]demo complete[/green]")
+
+
+def card_centre(
+    console: Console, folder: Path, keys: KeyCentre, sam: CardState, sealer: image.Sealer
+) -> None:
+    """Sections 9–11: the card centre on the embedded SQLite database."""
+    console.rule("9. the card centre (卡管) on SQLite: 200 residents of Zhengzhou and Hebi, batch issuance")
+    clock = keys.clock
+    db = Database(f"sqlite:///{folder / 'healthcard.db'}")
+    db.upgrade()
+    with db.uow() as uow:
+        for code, name, area in (
+            ("41000000001", "河南省卫生健康委员会", "410000"),
+            ("44000000001", "广东省卫生健康委员会", "440000"),
+        ):
+            uow.reference.add(
+                t.Institution(code=code, name=name, kind="province-centre", area_code=area, issues_cards=True)
+            )
+        uow.flush()
+        uow.reference.add(
+            t.CollectionPoint(
+                code="410102-01",
+                name="建设路社区卫生服务中心",
+                area_code="410102",
+                institution_code="41000000001",
+            )
+        )
+        uow.flush()
+        uow.reference.add(
+            t.Operator(
+                id="clerk",
+                name="采集员小王",
+                role="clerk",
+                institution_code="41000000001",
+                collection_point_code="410102-01",
+            )
+        )
+        uow.reference.add(
+            t.Operator(id="admin", name="卡管员老李", role="card-admin", institution_code="41000000001")
+        )
+        uow.commit()
+    centre = CardCentre(db, clock, lambda: keys)
+    source = folder / "residents.csv"
+    seed.write_csv(seed.generate_applications(200, rng=random.Random(2026), today=local_date(clock)), source)
+    tray = SimulatedChips(folder / "cards", sealer, durable_each=False)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("集中发卡", total=200)
+        report = run_batch(
+            centre,
+            "admin",
+            source,
+            tray,
+            errors=folder / "residents.errors.csv",
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"{report.issued} cards personalised from {source.name} → {tray.out}; refused {report.refused}"
+    )
+
+    console.rule("10. 张三 applies, gets his card, loses it, gets a replacement")
+    contents = demo.demo_contents()
+    app = {
+        "name": "张三",
+        "sex": 1,
+        "ethnicity": "01",
+        "birth_date": "1990-03-07",
+        "id_type": "01",
+        "id_number": CARD,
+        "photo": demo.tiny_jpeg(),
+        "city_code": "410100",
+        "addresses": [("1", str(contents.value("DF01", "EF05", "address1")))],
+        "phones": ["13800138000"],
+        "abo": 1,
+        "rh": "1",
+        "diabetes": True,
+        "other_alert": "高血压",
+        "allergies": [("青霉素", "皮疹、呼吸困难")],
+        "immunizations": [("乙肝疫苗(第2剂)", "1990-04-07")],
+    }
+    try:
+        centre.submit("clerk", {**app, "id_number": "410102199003070018"})
+    except InvalidValue as refused:
+        console.print(f"[yellow]refused[/yellow] {refused}", highlight=False)
+    submitted = centre.submit("clerk", app, collection_point="410102-01")
+    centre.approve("admin", submitted.number)
+    card = centre.issue("admin", submitted.number, SimulatedChips(folder / "cards", sealer))
+    centre.activate("clerk", CARD)
+    try:
+        centre.submit("clerk", app)
+    except InvalidValue as refused:
+        console.print(f"[yellow]refused[/yellow] {refused}", highlight=False)
+    centre.report_lost("clerk", CARD, "lost on bus 906")
+    new = centre.replace("admin", CARD, SimulatedChips(folder / "cards", sealer), "lost")
+    print_history(centre.card(CARD))
+
+    console.rule("11. the hot list at the terminal: the lost chip refused, the new one read")
+    signed = centre.hotlist("41")
+    (folder / "hotlist-41.json").write_bytes(hotlist.encode(signed))
+    listed = hotlist.TerminalHotList()
+    listed.load(hotlist.encode(signed), trust=keys.trust_store(), today=local_date(clock))
+    console.print(
+        f"hot list of province 41 v{signed.version}: {len(signed.added)} chip(s), signed by the province card centre"
+    )
+    old_state = image.load(folder / "cards" / f"{card.chip_serial}.card", sealer)
+    new_state = image.load(folder / "cards" / f"{new.chip_serial}.card", sealer)
+    try:
+        HealthCardTerminal(
+            SimulatorTransport(CardOS(old_state)), SimulatorTransport(SamOS(sam)), hotlist=listed
+        ).open()
+    except HotListed as refused:
+        console.print(f"[red]refused[/red] {refused}", highlight=False)
+    terminal = HealthCardTerminal(
+        SimulatorTransport(CardOS(new_state)), SimulatorTransport(SamOS(sam)), hotlist=listed
+    )
+    terminal.open()
+    alerts = terminal.read_medical_alerts()
+    console.print(
+        f"new chip {new.chip_serial}: {terminal.read_holder().name}, card {terminal.read_issuer().card_number}, "
+        f"allergy {terminal.read_allergies()[0].allergen}, alerts {', '.join(alerts.present)} {alerts.other}",
+        highlight=False,
+    )
+    db.dispose()

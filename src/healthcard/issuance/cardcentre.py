@@ -466,6 +466,29 @@ class CardCentre:
         outcome.issued = self._finish(done, operator_id)
         return outcome
 
+    def issue_at_kiosk(self, operator_id: str, *, id_number: str, name: str, chips: ChipSource) -> CardView:
+        """Self-service issuance at a hospital kiosk (医疗机构自助发卡): the resident's ID card is
+        read by the kiosk (number and name), the approved application of that person is found,
+        the card is personalised in the kiosk's reader and handed over (ACTIVE) at once."""
+        with self.db.uow() as uow:
+            op = self._operator(uow, operator_id, Action.ISSUE)
+            pending = uow.applications.open_for(id_number.strip().upper())
+            if pending is None or pending.status != ApplicationStatus.APPROVED:
+                what = (
+                    "no application"
+                    if pending is None
+                    else f"application {pending.number} is {pending.status}"
+                )
+                raise NotFound(
+                    "approved application for", f"{id_number} ({what}): apply at a collection point first"
+                )
+            if str(pending.data.get("name", "")).strip() != name.strip():
+                raise InvalidValue("name", "the name on the ID card does not match the application")
+            self._same_province(op, pending.province, f"application {pending.number}")
+            number = pending.number
+        card = self.issue(operator_id, number, chips)
+        return self.activate(operator_id, card.card_number)
+
     def _reserve(self, operator_id: str, numbers: Sequence[str], chips: ChipSource) -> list[_Job]:
         now = self.clock.now()
         today = local_date(self.clock)
