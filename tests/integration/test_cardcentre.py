@@ -253,3 +253,27 @@ def test_expiry(centre: CardCentre, chips: SimulatedChips, clock: FixedClock) ->
     clock.advance(dt.timedelta(days=366 * 10))
     assert centre.expire_due("admin-41") == 1
     assert {c.chip_serial: c.status for c in centre.card(CARD).cards} == {card_serial: CardStatus.EXPIRED}
+
+
+def test_a_replacement_whose_chip_failed_is_run_again(centre: CardCentre, chips: SimulatedChips) -> None:
+    old = issue(centre, chips)
+    centre.report_lost("clerk-41", CARD)
+    with pytest.raises(TransportError):
+        centre.replace("admin-41", CARD, FailingChips(after=12))
+    statuses = {c.chip_serial: c.status for c in centre.card(CARD).cards}
+    assert statuses[old] is CardStatus.REPLACED and CardStatus.SPOILED in statuses.values()
+    new = centre.replace("admin-41", CARD, chips)
+    assert new.status is CardStatus.ISSUED and new.card_number == CARD
+    assert sum(c.status.live for c in centre.card(CARD).cards) == 1
+
+
+def test_a_province_with_nothing_listed_exports_an_empty_list(
+    centre: CardCentre, key_centre: KeyCentre
+) -> None:
+    empty = centre.hotlist("44")
+    assert empty.version == 0 and empty.full and not empty.added
+    terminal = hot.TerminalHotList()
+    terminal.load(hot.encode(empty), trust=key_centre.trust_store(), today=NOW.date())
+    assert terminal.version("44") == 0
+    with pytest.raises(InvalidValue, match="since"):
+        centre.hotlist("44", since=3)

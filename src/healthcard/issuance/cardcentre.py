@@ -503,6 +503,7 @@ class CardCentre:
                         f"application {row.number} is {row.status}: only APPROVED applications are personalised"
                     )
             issuers: dict[str, tuple[str, str, KeySet]] = {}
+            derived: dict[bytes, CardKeySet] = {}  # the card keys the transport key came from
             for row in rows:
                 if row.province not in issuers:
                     code = issuer_code(row.province)
@@ -529,10 +530,11 @@ class CardCentre:
                     expiry=expiry,
                 )
 
-                def transport_key(chip: bytes, issuing: KeySet = issuing) -> tuple[bytes, Algorithm]:
-                    return self.keys.card_keys(issuing, chip)["TKMF"], issuing.algorithm
+                def transport_key(serial: bytes, issuing: KeySet = issuing) -> tuple[bytes, Algorithm]:
+                    keys = derived[serial] = self.keys.card_keys(issuing, serial)
+                    return keys["TKMF"], issuing.algorithm
 
-                chip = chips.blank(transport_key)
+                chip = chips.blank(transport_key)  # a reader's chip needs no key from us to start
                 card = t.Card(
                     resident_id=row.resident_id,
                     card_number=row.card_number,
@@ -558,7 +560,7 @@ class CardCentre:
                 self._event(
                     uow, card, None, CardStatus.PERSONALISING, op.id, f"application {row.number}", now
                 )
-                keys = self.keys.card_keys(issuing, chip.serial)
+                keys = derived.pop(chip.serial, None) or self.keys.card_keys(issuing, chip.serial)
                 jobs.append(_Job(card.id, row.number, row.card_number, chip, issuing, keys, contents))
             self._commit(uow, rows[0].card_number if rows else "")
         return jobs
@@ -670,28 +672,38 @@ class CardCentre:
     ) -> CardView:
         """补卡 / 换卡: a new chip carrying the same card number and the same on-card data (from
         what the platform holds for the resident), the old chip hot-listed."""
-        now = self.clock.now()
         with self.db.uow() as uow:
             op = self._operator(uow, operator_id, Action.REPLACE)
-            old = uow.cards.live(card_number, lock=True)
-            if old is None:
-                latest = uow.cards.latest(card_number)
-                if latest is None:
-                    raise NotFound("card", card_number)
-                step(Action.REPLACE, latest.status, card_number)
-                raise TransitionRefused(f"card {card_number} has no live chip")  # pragma: no cover
-            step(Action.REPLACE, old.status, card_number)
-            self._same_province(op, old.province, f"card {card_number}")
-            source = uow.applications.get(old.application_number)
-            assert source is not None
-            app = self.on_card_data(uow, old, source)
-            row = self._submit(
-                uow, op, app, now, None, kind=ApplicationKind.REPLACEMENT, replaces=old, approve=True
-            )
-            row.note = reason[:200]
-            number = row.number
-            self._commit(uow, card_number)
+            number = self._replacement(uow, op, card_number, reason)
         return self.issue(operator_id, number, chips)
+
+    def _replacement(self, uow: UnitOfWork, op: _Operator, card_number: str, reason: str) -> str:
+        """The approved replacement application to personalise: a new one, or the one of an
+        earlier replacement whose chip failed (its old chip is retired already)."""
+        old = uow.cards.live(card_number, lock=True)
+        pending = uow.applications.open_for(card_number)
+        if old is None and pending is not None and pending.kind == ApplicationKind.REPLACEMENT:
+            self._same_province(op, pending.province, f"card {card_number}")
+            if pending.status != ApplicationStatus.APPROVED:
+                raise TransitionRefused(f"replacement {pending.number} is {pending.status}: approve it first")
+            return pending.number
+        if old is None:
+            latest = uow.cards.latest(card_number)
+            if latest is None:
+                raise NotFound("card", card_number)
+            step(Action.REPLACE, latest.status, card_number)
+            raise TransitionRefused(f"card {card_number} has no live chip")  # pragma: no cover
+        step(Action.REPLACE, old.status, card_number)
+        self._same_province(op, old.province, f"card {card_number}")
+        source = uow.applications.get(old.application_number)
+        assert source is not None
+        app = self.on_card_data(uow, old, source)
+        row = self._submit(
+            uow, op, app, self.clock.now(), None, kind=ApplicationKind.REPLACEMENT, replaces=old, approve=True
+        )
+        row.note = reason[:200]
+        self._commit(uow, card_number)
+        return row.number
 
     def on_card_data(self, uow: UnitOfWork, card: t.Card, application: t.Application) -> Application:
         """What the replacement chip carries: the resident's on-card data as the platform holds it.

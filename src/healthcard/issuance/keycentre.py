@@ -204,6 +204,21 @@ class KeyCentre:
             )
         return bytes.fromhex(self.store.public(entry)["certificate"])
 
+    def sign_as_issuer(self, province: str, message: bytes) -> tuple[bytes, bytes]:
+        """``(SM2 signature, 180-byte issuer certificate)`` of ``message`` by the card centre of
+        ``province`` (default user id), e.g. for its hot list.  The province's issuer key must
+        exist already (:meth:`derive_province` makes it): signing never makes a key on the side."""
+        code = province_code(province)
+        entry = f"sm2/issuer/{code}"
+        if not self.store.has(entry):
+            raise KeyStoreError(
+                f"the key store holds no issuer key of province {code}: derive the province first"
+            )
+        # k from the operating system, not self.rng: a seeded test rng would repeat k across
+        # signatures, and two signatures with one k give the private key away
+        signature = sm2.sign(self.store.secret(entry), bytes(message))
+        return signature, bytes.fromhex(self.store.public(entry)["certificate"])
+
     def card_keys(self, issuing: KeySet, serial: bytes) -> CardKeySet:
         """The card's own key set: what personalisation loads with WRITE KEY (one reusable
         deriver per issuing set: a batch of cards costs one block encryption per key)."""

@@ -120,6 +120,9 @@ _COMMAND_REFUSED: tuple[type[errors.CardError], ...] = (
 #: the one exception → IRV table, most specific first (SamError is a CardError, so before it)
 _TABLE: tuple[tuple[type[Exception] | tuple[type[Exception], ...], IRV | None], ...] = (
     (errors.RecordInvalid, IRV.IRV_RCINVALID),
+    # the national table has no "card on the hot list" (黑名单) code: the card is refused, the
+    # general card code is the honest one; the exception (NationalSdk.last_error) says why
+    (errors.HotListed, IRV.IRV_CARD_ERR),
     (errors.InvalidValue, IRV.IRV_PARA_ERR),  # EncodingError and bad SDK arguments; photo: irv_for
     (errors.SamError, IRV.IRV_PSAM_ERR),
     (errors.FileNotFound, IRV.IRV_NO_FILE),
@@ -138,7 +141,9 @@ def irv_for(error: Exception, op: Op) -> IRV:
     A command the card refuses (6A83, 6700/6B00…, 6982, 6985, 6988) gives the code of the
     operation — ``IRV_RD_RCDERR``, ``IRV_RD_BINERR``, ``IRV_WR_RCDERR``, ``IRV_WR_BINERR``,
     ``IRV_W_DF03EF05ERR``, ``IRV_ER_DF03EF05ERR``; a photo whose length field does not fit the
-    file is ``IRV_DDF1EF07_DATAERR``; anything that is not a HealthCard error is ``IRV_DEBUGERR``.
+    file is ``IRV_DDF1EF07_DATAERR``; a card on the terminal's hot list (:class:`HotListed`, raised
+    by ``HealthCardTerminal.open``) is ``IRV_CARD_ERR``, as CARD-SPEC.md §7.2 has no hot-list code;
+    anything that is not a HealthCard error is ``IRV_DEBUGERR``.
     """
     if op is Op.READ_PHOTO and isinstance(error, errors.InvalidValue):
         return IRV.IRV_DDF1EF07_DATAERR

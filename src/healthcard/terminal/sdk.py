@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from healthcard.card import codecs
 from healthcard.card.apdu import CommandAPDU
@@ -32,7 +33,9 @@ from healthcard.card.profile import (
 from healthcard.card.sw import exception_for, is_success
 from healthcard.codes import meaning
 from healthcard.errors import (
+    CardError,
     CertificateError,
+    HotListed,
     InvalidValue,
     KeyVersionError,
     RecordInvalid,
@@ -72,6 +75,9 @@ from healthcard.terminal.records import (
     Summary,
 )
 from healthcard.terminal.transport import Transport
+
+if TYPE_CHECKING:  # the card management system imports the terminal's transports: no cycle at run time
+    from healthcard.issuance.hotlist import HotListHit, TerminalHotList
 
 ALERT_FLAGS = (
     "asthma",
@@ -113,6 +119,7 @@ class HealthCardTerminal:
         extended: bool = True,
         trust: TrustStore | None = None,
         sign_visits: bool = True,
+        hotlist: TerminalHotList | None = None,
     ) -> None:
         self.card = card
         self.sam = sam
@@ -121,6 +128,7 @@ class HealthCardTerminal:
         self.extended = extended  # the card and reader take extended-length APDUs
         self.trust = trust  # national roots, to verify visit-record signatures
         self.sign_visits = sign_visits and profile.tail  # the 8K profile has no signature tail
+        self.hotlist = hotlist  # the province hot lists this terminal loaded (issuance.hotlist)
         self.serial = b""
         self.province = b""
         self.city = b""
@@ -134,11 +142,17 @@ class HealthCardTerminal:
     # --- session -----------------------------------------------------------------------
     def open(self) -> None:
         """Power both cards, unlock the SAM, learn the card's diversification factors and key
-        version (from the two ATRs, DECISIONS.md §17)."""
+        version (from the two ATRs, DECISIONS.md §17).
+
+        A card whose chip serial is on :attr:`hotlist` is refused with :class:`HotListed`
+        before the SAM is touched; only its card number is read (DDF1/EF05 tag 08, free read)."""
         atr = self.card.connect()
         self.serial, self.card_keys = chip_serial(atr), key_info(atr)
         self._df, self._auth = "MF", set()
         self._sam_certificate = None
+        hit = self.hotlist.find(self.serial) if self.hotlist is not None else None
+        if hit is not None:
+            self._refuse(hit)
         self.sam_keys = key_info(self.sam.connect())
         self._sam(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("3F00")))
         self._sam(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("DF01")))
@@ -149,6 +163,26 @@ class HealthCardTerminal:
         self.city_code = codecs.decode_cn(city[2:])
         self.province = recipes.province_factor(self.city_code)
         self.city = (self.city_code[:4] + "0000").encode("ascii")
+
+    def _refuse(self, hit: HotListHit) -> NoReturn:
+        """Raise :class:`HotListed` for a card on the hot list, having read its card number (and
+        nothing else: DDF1/EF05 is the file anyone may read)."""
+        entry = hit.entry
+        number = entry.card_number
+        try:  # the number printed on the card, for the clerk; a locked card may refuse even this
+            self.select_df("DDF1")
+            self._select_ef(0xEF05)
+            tlv = self._cmd(0x00, 0xB2, 0x08, 0x00, le=256)  # READ RECORD by tag 08 (卡号)
+            if len(tlv) >= 2 and tlv[0] == 0x08:
+                number = codecs.decode_ans(tlv[2 : 2 + tlv[1]]) or number
+        except CardError:
+            pass
+        raise HotListed(
+            f"card {number} (chip {self.serial.hex().upper()}) is on the hot list of province "
+            f"{hit.province} v{hit.version}: {entry.reason.value}",
+            card_number=number,
+            reason=entry.reason.value,
+        )
 
     @property
     def algorithm(self) -> Algorithm:
