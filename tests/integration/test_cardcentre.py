@@ -20,12 +20,12 @@ from healthcard.errors import (
     TransitionRefused,
     TransportError,
 )
-from healthcard.issuance import hotlist as hot
 from healthcard.issuance.cardcentre import CardCentre
 from healthcard.issuance.chips import SimulatedChip, SimulatedChips, TransportKeyOf
 from healthcard.issuance.keycentre import KeyCentre
 from healthcard.issuance.lifecycle import ApplicationStatus, CardStatus
 from healthcard.storage.db import Database
+from healthcard.terminal import hotlist as hot
 
 from .cardcentre_fixtures import NOW, application, make_key_centre, seed_organisation, terminal_for
 

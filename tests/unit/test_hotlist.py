@@ -1,4 +1,4 @@
-"""The signed hot list (``healthcard.issuance.hotlist``): the document, its signature by the
+"""The signed hot list (``healthcard.terminal.hotlist``): the document, its signature by the
 province card centre, and the terminal's copy (full lists, deltas, its file).
 
 SM2 costs ~20 ms per operation in pure Python: the key centre and the signed lists are made
@@ -15,8 +15,14 @@ import pytest
 
 from healthcard.clock import FixedClock
 from healthcard.errors import CertificateError, HotListError, InvalidValue, KeyStoreError
-from healthcard.issuance import hotlist as hl
-from healthcard.issuance.hotlist import (
+from healthcard.issuance.keycentre import KeyCentre
+from healthcard.keys import ceremony, sm2
+from healthcard.keys.certificates import TrustStore, parse_certificate
+from healthcard.keys.kek import PassphraseKek
+from healthcard.keys.keystore import KeyStore
+from healthcard.keys.primitives import sm3
+from healthcard.terminal import hotlist as hl
+from healthcard.terminal.hotlist import (
     FORMAT,
     HotList,
     HotListEntry,
@@ -31,12 +37,6 @@ from healthcard.issuance.hotlist import (
     signed_message,
     verify,
 )
-from healthcard.issuance.keycentre import KeyCentre
-from healthcard.keys import ceremony, sm2
-from healthcard.keys.certificates import TrustStore, parse_certificate
-from healthcard.keys.kek import PassphraseKek
-from healthcard.keys.keystore import KeyStore
-from healthcard.keys.primitives import sm3
 
 NOW = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
 TODAY = dt.date(2026, 11, 24)

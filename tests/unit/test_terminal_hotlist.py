@@ -23,7 +23,13 @@ from healthcard.clock import FixedClock
 from healthcard.demo import demo_contents
 from healthcard.errors import HotListed
 from healthcard.issuance.cards import issue_simulated_card
-from healthcard.issuance.hotlist import (
+from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
+from healthcard.keys import ceremony
+from healthcard.keys.certificates import TrustStore
+from healthcard.keys.kek import PassphraseKek
+from healthcard.keys.keystore import KeyStore
+from healthcard.terminal.compat import IRV, Op, irv_for
+from healthcard.terminal.hotlist import (
     HotList,
     HotListEntry,
     HotListReason,
@@ -33,12 +39,6 @@ from healthcard.issuance.hotlist import (
     full_list,
     sign_hotlist,
 )
-from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
-from healthcard.keys import ceremony
-from healthcard.keys.certificates import TrustStore
-from healthcard.keys.kek import PassphraseKek
-from healthcard.keys.keystore import KeyStore
-from healthcard.terminal.compat import IRV, Op, irv_for
 from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import SimulatorTransport
 

@@ -452,8 +452,8 @@ def hotlist_export(
     ] = None,
 ) -> None:
     """Export the province's signed hot list, full or as a delta."""
-    from healthcard.issuance import hotlist as hot
     from healthcard.keys.atomicfile import write_atomically
+    from healthcard.terminal import hotlist as hot
 
     with _app() as app:
         signed = app.cards.hotlist(province, since)

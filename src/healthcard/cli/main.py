@@ -29,8 +29,8 @@ from healthcard.cli.keys import keys_app, sam_app
 from healthcard.cli.render import card_tables, print_tables
 from healthcard.clock import SystemClock, local_date
 from healthcard.errors import HealthCardError, InvalidValue
-from healthcard.issuance.hotlist import TerminalHotList
 from healthcard.keys.certificates import TrustStore
+from healthcard.terminal.hotlist import TerminalHotList
 from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import SimulatorTransport
 

@@ -28,7 +28,7 @@ from healthcard.cli.cardcentre import print_history
 from healthcard.cli.render import card_tables, outpatient_table, print_tables
 from healthcard.clock import SystemClock, local_date
 from healthcard.errors import HotListed, InvalidValue
-from healthcard.issuance import hotlist, seed
+from healthcard.issuance import seed
 from healthcard.issuance.batch import run_batch
 from healthcard.issuance.cardcentre import CardCentre
 from healthcard.issuance.cards import issue_simulated_card
@@ -39,6 +39,7 @@ from healthcard.keys.kek import PassphraseKek
 from healthcard.keys.keystore import KeyStore
 from healthcard.storage import tables as t
 from healthcard.storage.db import Database
+from healthcard.terminal import hotlist
 from healthcard.terminal.records import Code, Diagnosis, Fee, Medication, OutpatientRecord
 from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import SimulatorTransport

@@ -35,7 +35,6 @@ from healthcard.errors import (
     PermissionDenied,
     TransitionRefused,
 )
-from healthcard.issuance import hotlist as hot
 from healthcard.issuance.application import Application, card_contents, parse_application
 from healthcard.issuance.cards import personalise
 from healthcard.issuance.chips import Chip, ChipSource
@@ -54,6 +53,7 @@ from healthcard.keys.primitives import Algorithm
 from healthcard.storage import tables as t
 from healthcard.storage.db import Database
 from healthcard.storage.uow import UnitOfWork
+from healthcard.terminal import hotlist as hot
 
 #: validity of a new card: DDF1/EF08 expiry = issue date + 10 years - 1 day
 VALIDITY_YEARS = 10

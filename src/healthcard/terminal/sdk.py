@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from healthcard.card import codecs
 from healthcard.card.apdu import CommandAPDU
@@ -55,6 +55,7 @@ from healthcard.keys.certificates import (
 )
 from healthcard.keys.primitives import Algorithm
 from healthcard.keys.table import KEY_TABLE, Depth, KeySpec, KeyUse, maintenance_key
+from healthcard.terminal.hotlist import HotListHit, TerminalHotList
 from healthcard.terminal.records import (
     Address,
     Allergy,
@@ -75,9 +76,6 @@ from healthcard.terminal.records import (
     Summary,
 )
 from healthcard.terminal.transport import Transport
-
-if TYPE_CHECKING:  # the card management system imports the terminal's transports: no cycle at run time
-    from healthcard.issuance.hotlist import HotListHit, TerminalHotList
 
 ALERT_FLAGS = (
     "asthma",
@@ -128,7 +126,7 @@ class HealthCardTerminal:
         self.extended = extended  # the card and reader take extended-length APDUs
         self.trust = trust  # national roots, to verify visit-record signatures
         self.sign_visits = sign_visits and profile.tail  # the 8K profile has no signature tail
-        self.hotlist = hotlist  # the province hot lists this terminal loaded (issuance.hotlist)
+        self.hotlist = hotlist  # the province hot lists this terminal loaded (terminal.hotlist)
         self.serial = b""
         self.province = b""
         self.city = b""
