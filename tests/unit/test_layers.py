@@ -126,3 +126,25 @@ def test_the_import_finder_sees_every_form(tmp_path: Path) -> None:
         "healthcard.storage",
         "healthcard.terminal.sdk",
     ]
+
+
+#: what each upper layer may not import (ARCHITECTURE.md §2: dependencies point one way)
+FORBIDDEN = {
+    "terminal": ("healthcard.issuance", "healthcard.storage", "healthcard.cli", "healthcard.bootstrap"),
+    "storage": ("healthcard.issuance", "healthcard.terminal", "healthcard.cli", "healthcard.bootstrap"),
+    "issuance": ("healthcard.cli", "healthcard.bootstrap"),
+}
+UPPER = sorted(
+    p for layer in FORBIDDEN for p in (PACKAGE / layer).rglob("*.py") if "migrations" not in p.parts
+)
+
+
+@pytest.mark.parametrize("path", UPPER, ids=_module_name)
+def test_upper_layers_import_downwards_only(path: Path) -> None:
+    layer = path.relative_to(PACKAGE).parts[0]
+    bad = [
+        f"line {line}: {name}"
+        for line, name in project_imports(path)
+        if any(_within(name, prefix) for prefix in FORBIDDEN[layer])
+    ]
+    assert not bad, f"{_module_name(path)} imports above its layer: {bad}"

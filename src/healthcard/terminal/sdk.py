@@ -431,7 +431,7 @@ class HealthCardTerminal:
         length = int.from_bytes(self._read_binary(0, 2), "big")
         if length == 0:
             return b""
-        if length + 2 > 3072 + 2:
+        if length + 2 > 3072:  # the national SDK refuses len + 2 > 3072 (IRV_DDF1EF07_DATAERR)
             raise InvalidValue(
                 "DDF1/EF07/photo", f"length field says {length} bytes, more than the file holds"
             )
