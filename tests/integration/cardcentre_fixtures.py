@@ -11,9 +11,9 @@ from healthcard.card.sam import SamOS
 from healthcard.clock import FixedClock
 from healthcard.demo import tiny_jpeg
 from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
+from healthcard.issuance.organisation import OperatorSpec, Organisation
 from healthcard.keys.kek import open_kek
 from healthcard.keys.keystore import KeyStore
-from healthcard.storage import tables as t
 from healthcard.storage.db import Database
 from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import SimulatorTransport
@@ -36,43 +36,22 @@ def make_key_centre(folder: Path) -> KeyCentre:
 
 
 def seed_organisation(db: Database) -> None:
-    with db.uow() as uow:
-        for code, name, area in (
-            ("41000000001", "河南省卫生健康委员会", "410000"),
-            ("44000000001", "广东省卫生健康委员会", "440000"),
-        ):
-            uow.reference.add(
-                t.Institution(code=code, name=name, kind="province-centre", area_code=area, issues_cards=True)
-            )
-        uow.reference.add(
-            t.Institution(code="410102001", name="郑州市中原区人民医院", kind="hospital", area_code="410102")
-        )
-        uow.flush()
-        uow.reference.add(
-            t.CollectionPoint(
-                code="410102-01",
-                name="中原区建设路社区卫生服务中心",
-                area_code="410102",
-                institution_code="41000000001",
-            )
-        )
-        uow.flush()
-        for operator, name, role, institution, point in (
-            ("clerk-41", "采集员小王", "clerk", "41000000001", "410102-01"),
-            ("admin-41", "卡管员老李", "card-admin", "41000000001", None),
-            ("admin-44", "卡管员阿陈", "card-admin", "44000000001", None),
-            ("kiosk-41", "中原区人民医院自助机", "kiosk", "410102001", None),
-        ):
-            uow.reference.add(
-                t.Operator(
-                    id=operator,
-                    name=name,
-                    role=role,
-                    institution_code=institution,
-                    collection_point_code=point,
-                )
-            )
-        uow.commit()
+    org = Organisation(db)
+    org.add_institution("41000000001", name="河南省卫生健康委员会", area="410000")
+    org.add_institution("44000000001", name="广东省卫生健康委员会", area="440000")
+    org.add_institution(
+        "410102001", name="郑州市中原区人民医院", area="410102", kind="hospital", issues=False
+    )
+    org.add_collection_point(
+        "410102-01", name="中原区建设路社区卫生服务中心", area="410102", institution="41000000001"
+    )
+    for spec in (
+        OperatorSpec("clerk-41", "采集员小王", "clerk", "41000000001", "410102-01"),
+        OperatorSpec("admin-41", "卡管员老李", "card-admin", "41000000001"),
+        OperatorSpec("admin-44", "卡管员阿陈", "card-admin", "44000000001"),
+        OperatorSpec("kiosk-41", "中原区人民医院自助机", "kiosk", "410102001"),
+    ):
+        org.add_operator(spec)
 
 
 def application(**overrides: object) -> dict[str, object]:

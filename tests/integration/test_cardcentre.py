@@ -24,6 +24,7 @@ from healthcard.issuance.cardcentre import CardCentre
 from healthcard.issuance.chips import SimulatedChip, SimulatedChips, TransportKeyOf
 from healthcard.issuance.keycentre import KeyCentre
 from healthcard.issuance.lifecycle import ApplicationStatus, CardStatus
+from healthcard.issuance.organisation import OperatorSpec, Organisation
 from healthcard.storage.db import Database
 from healthcard.terminal import hotlist as hot
 
@@ -277,3 +278,19 @@ def test_a_province_with_nothing_listed_exports_an_empty_list(
     assert terminal.version("44") == 0
     with pytest.raises(InvalidValue, match="since"):
         centre.hotlist("44", since=3)
+
+
+def test_organisation_refuses_bad_reference_data(database: Database) -> None:
+    org = Organisation(database)
+    org.ensure_demo()
+    org.ensure_demo()  # idempotent
+    with pytest.raises(Duplicate, match="41000000001"):
+        org.add_institution("41000000001", name="again", area="410000")
+    with pytest.raises(InvalidValue, match="area"):
+        org.add_institution("99000000001", name="nowhere", area="990000")
+    with pytest.raises(InvalidValue, match="role"):
+        org.add_operator(OperatorSpec("x", "x", "superuser", "41000000001"))
+    with pytest.raises(InvalidValue, match="institution"):
+        org.add_operator(OperatorSpec("x", "x", "clerk", "42000000001"))
+    with pytest.raises(InvalidValue, match="kind"):
+        org.add_institution("41000000009", name="x", area="410000", kind="bank")

@@ -265,3 +265,9 @@ def item(df: str, ef: str, name: str) -> Item:
         if i.df == df and i.ef == ef and i.name == name:
             return i
     raise KeyError(f"{df}/{ef}/{name}")
+
+
+#: the DF02/EF05 medical-alert flags in card order (``01`` yes, ``00`` no, ``FF`` not recorded)
+ALERT_FLAGS: tuple[str, ...] = tuple(
+    i.name for i in tlv_items() if i.df == "DF02" and i.ef == "EF05" and i.valueset == "alert_flag"
+)

@@ -23,12 +23,12 @@ from typer.core import TyperGroup
 from healthcard.bootstrap import App, bootstrap
 from healthcard.card import image
 from healthcard.cli.common import console, fail, kek_from_env
-from healthcard.errors import HealthCardError, InvalidValue
+from healthcard.errors import HealthCardError
 from healthcard.issuance.cardcentre import CardHistory, CardView, local_time
 from healthcard.issuance.chips import ChipSource, ReaderChip, SimulatedChips
 from healthcard.issuance.lifecycle import ApplicationStatus, Role
+from healthcard.issuance.organisation import PROVINCE_CENTRES, OperatorSpec, Organisation
 from healthcard.settings import Settings
-from healthcard.storage import tables as t
 from healthcard.storage.db import Database
 
 
@@ -177,9 +177,8 @@ def org_add_institution(
     issues: Annotated[bool, typer.Option(help="issues cards")] = True,
 ) -> None:
     """Register a card centre or a hospital."""
-    with _app() as app, app.db.uow() as uow:
-        uow.reference.add(t.Institution(code=code, name=name, kind=kind, area_code=area, issues_cards=issues))
-        uow.commit()
+    with _app() as app:
+        Organisation(app.db).add_institution(code, name=name, area=area, kind=kind, issues=issues)
     console.print(f"institution {code} {name}")
 
 
@@ -191,11 +190,8 @@ def org_add_point(
     institution: Annotated[str, typer.Option(help="the institution it reports to")],
 ) -> None:
     """Register a collection point (信息采集点)."""
-    with _app() as app, app.db.uow() as uow:
-        uow.reference.add(
-            t.CollectionPoint(code=code, name=name, area_code=area, institution_code=institution)
-        )
-        uow.commit()
+    with _app() as app:
+        Organisation(app.db).add_collection_point(code, name=name, area=area, institution=institution)
     console.print(f"collection point {code} {name}")
 
 
@@ -209,19 +205,7 @@ def org_add_operator(
 ) -> None:
     """Register an operator with a role."""
     with _app() as app:
-        if role not in {r.value for r in Role}:
-            raise fail(InvalidValue("role", f"{role!r}: one of {', '.join(r.value for r in Role)}"))
-        with app.db.uow() as uow:
-            uow.reference.add(
-                t.Operator(
-                    id=operator_id,
-                    name=name,
-                    role=role,
-                    institution_code=institution,
-                    collection_point_code=point,
-                )
-            )
-            uow.commit()
+        Organisation(app.db).add_operator(OperatorSpec(operator_id, name, role, institution, point))
     console.print(f"operator {operator_id} ({role})")
 
 
@@ -467,9 +451,6 @@ def hotlist_export(
 
 
 # --- demo data ------------------------------------------------------------------------------------------
-DEMO_PROVINCES = {"41": ("河南省卫生健康委员会", "410000"), "44": ("广东省卫生健康委员会", "440000")}
-
-
 def demo_seed(
     residents: Annotated[int, typer.Option(help="how many residents")] = 1000,
     issue: Annotated[bool, typer.Option(help="also personalise their cards (batch issuance)")] = True,
@@ -486,7 +467,6 @@ def demo_seed(
     from healthcard.clock import local_date
     from healthcard.issuance import seed as seeding
     from healthcard.issuance.batch import run_batch
-    from healthcard.issuance.keycentre import issuer_code
     from healthcard.keys import ceremony
 
     settings = Settings.from_env()
@@ -502,25 +482,10 @@ def demo_seed(
             _, parts = ceremony.generate(3)
             centre.ceremony(ceremony.combine(parts, 3))
             console.print("key store: a demo ceremony made national/v1")
-        with app.db.uow() as uow:
-            for province, (name, area) in DEMO_PROVINCES.items():
-                if not centre.store.has(f"province/{province}/v{centre.store.current_version()}"):
-                    centre.derive_province(province)
-                code = issuer_code(province)
-                if uow.reference.institution(code) is None:
-                    uow.reference.add(
-                        t.Institution(
-                            code=code, name=name, kind="province-centre", area_code=area, issues_cards=True
-                        )
-                    )
-                    uow.flush()
-                for role in ("card-admin", "clerk"):
-                    operator = f"demo-{role.split('-')[-1]}-{province}"
-                    if uow.reference.operator(operator) is None:
-                        uow.reference.add(
-                            t.Operator(id=operator, name=operator, role=role, institution_code=code)
-                        )
-            uow.commit()
+        for province in PROVINCE_CENTRES:
+            if not centre.store.has(f"province/{province}/v{centre.store.current_version()}"):
+                centre.derive_province(province)
+        Organisation(app.db).ensure_demo()
         folder = app.settings.data_dir / "demo"
         folder.mkdir(parents=True, exist_ok=True)
         source = folder / f"residents-{seed}-{residents}.csv"

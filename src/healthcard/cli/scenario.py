@@ -34,10 +34,10 @@ from healthcard.issuance.cardcentre import CardCentre
 from healthcard.issuance.cards import issue_simulated_card
 from healthcard.issuance.chips import SimulatedChips
 from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
+from healthcard.issuance.organisation import Organisation
 from healthcard.keys import ceremony
 from healthcard.keys.kek import PassphraseKek
 from healthcard.keys.keystore import KeyStore
-from healthcard.storage import tables as t
 from healthcard.storage.db import Database
 from healthcard.terminal import hotlist
 from healthcard.terminal.records import Code, Diagnosis, Fee, Medication, OutpatientRecord
@@ -183,37 +183,7 @@ def card_centre(
     clock = keys.clock
     db = Database(f"sqlite:///{folder / 'healthcard.db'}")
     db.upgrade()
-    with db.uow() as uow:
-        for code, name, area in (
-            ("41000000001", "河南省卫生健康委员会", "410000"),
-            ("44000000001", "广东省卫生健康委员会", "440000"),
-        ):
-            uow.reference.add(
-                t.Institution(code=code, name=name, kind="province-centre", area_code=area, issues_cards=True)
-            )
-        uow.flush()
-        uow.reference.add(
-            t.CollectionPoint(
-                code="410102-01",
-                name="建设路社区卫生服务中心",
-                area_code="410102",
-                institution_code="41000000001",
-            )
-        )
-        uow.flush()
-        uow.reference.add(
-            t.Operator(
-                id="clerk",
-                name="采集员小王",
-                role="clerk",
-                institution_code="41000000001",
-                collection_point_code="410102-01",
-            )
-        )
-        uow.reference.add(
-            t.Operator(id="admin", name="卡管员老李", role="card-admin", institution_code="41000000001")
-        )
-        uow.commit()
+    Organisation(db).ensure_demo()
     centre = CardCentre(db, clock, lambda: keys)
     source = folder / "residents.csv"
     seed.write_csv(seed.generate_applications(200, rng=random.Random(2026), today=local_date(clock)), source)
@@ -222,7 +192,7 @@ def card_centre(
         task = progress.add_task("集中发卡", total=200)
         report = run_batch(
             centre,
-            "admin",
+            "demo-admin-41",
             source,
             tray,
             errors=folder / "residents.errors.csv",
@@ -253,19 +223,19 @@ def card_centre(
         "immunizations": [("乙肝疫苗(第2剂)", "1990-04-07")],
     }
     try:
-        centre.submit("clerk", {**app, "id_number": "410102199003070018"})
+        centre.submit("demo-clerk-41", {**app, "id_number": "410102199003070018"})
     except InvalidValue as refused:
         console.print(f"[yellow]refused[/yellow] {refused}", highlight=False)
-    submitted = centre.submit("clerk", app, collection_point="410102-01")
-    centre.approve("admin", submitted.number)
-    card = centre.issue("admin", submitted.number, SimulatedChips(folder / "cards", sealer))
-    centre.activate("clerk", CARD)
+    submitted = centre.submit("demo-clerk-41", app, collection_point="410102-01")
+    centre.approve("demo-admin-41", submitted.number)
+    card = centre.issue("demo-admin-41", submitted.number, SimulatedChips(folder / "cards", sealer))
+    centre.activate("demo-clerk-41", CARD)
     try:
-        centre.submit("clerk", app)
+        centre.submit("demo-clerk-41", app)
     except InvalidValue as refused:
         console.print(f"[yellow]refused[/yellow] {refused}", highlight=False)
-    centre.report_lost("clerk", CARD, "lost on bus 906")
-    new = centre.replace("admin", CARD, SimulatedChips(folder / "cards", sealer), "lost")
+    centre.report_lost("demo-clerk-41", CARD, "lost on bus 906")
+    new = centre.replace("demo-admin-41", CARD, SimulatedChips(folder / "cards", sealer), "lost")
     print_history(centre.card(CARD))
 
     console.rule("11. the hot list at the terminal: the lost chip refused, the new one read")

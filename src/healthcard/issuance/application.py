@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from healthcard.card.personalise import CardContents, Value
-from healthcard.card.profile import PROFILE_32K, item
+from healthcard.card.profile import ALERT_FLAGS, PROFILE_32K, item
 from healthcard.codes import meaning, value_set
 from healthcard.errors import InvalidValue
 from healthcard.issuance.identity import (
@@ -67,21 +67,6 @@ MAX_CONTACTS = _count("DF01", "EF06", r"contact_name\d")
 MAX_ALLERGIES = PROFILE_32K.file("DF02", "EF07").record_count
 MAX_IMMUNIZATIONS = PROFILE_32K.file("DF02", "EF08").record_count
 
-#: the DF02/EF05 medical-alert flags, in card order (``01`` yes, ``00`` no, ``FF`` not recorded)
-ALERT_FLAGS = (
-    "asthma",
-    "heart_disease",
-    "cerebrovascular",
-    "epilepsy",
-    "coagulation_disorder",
-    "diabetes",
-    "glaucoma",
-    "dialysis",
-    "organ_transplant",
-    "organ_loss",
-    "prosthesis",
-    "pacemaker",
-)
 _ABO_LETTERS = {"A": 1, "B": 2, "O": 3, "AB": 4}
 _YES = {"1", "01", "y", "yes", "true", "t", "是"}
 _NO = {"0", "00", "n", "no", "false", "f", "否"}

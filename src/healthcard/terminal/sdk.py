@@ -20,6 +20,7 @@ from healthcard.card.atr import KeyInfo, chip_serial, key_info
 from healthcard.card.filesystem import SMLevel
 from healthcard.card.personalise import Value, cyclic_record, encode_item, photo_file
 from healthcard.card.profile import (
+    ALERT_FLAGS,
     DF_FIDS,
     ED_DATA_LENGTH,
     EE_DATA_LENGTH,
@@ -76,21 +77,6 @@ from healthcard.terminal.records import (
     Summary,
 )
 from healthcard.terminal.transport import Transport
-
-ALERT_FLAGS = (
-    "asthma",
-    "heart_disease",
-    "cerebrovascular",
-    "epilepsy",
-    "coagulation_disorder",
-    "diabetes",
-    "glaucoma",
-    "dialysis",
-    "organ_transplant",
-    "organ_loss",
-    "prosthesis",
-    "pacemaker",
-)
 
 
 def _key_for(df: str, kid: int) -> KeySpec:
