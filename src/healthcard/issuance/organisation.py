@@ -24,7 +24,10 @@ PROVINCE_CENTRES = {"41": ("河南省卫生健康委员会", "410000"), "44": ("
 def _area(code: str) -> str:
     if len(code) != 6 or not code.isdigit():
         raise InvalidValue("area", f"{code!r}: a GB/T 2260 area code is 6 digits")
-    province_code(code[:2])
+    try:
+        province_code(code[:2])
+    except InvalidValue as exc:
+        raise InvalidValue("area", exc.message) from None
     return code
 
 
