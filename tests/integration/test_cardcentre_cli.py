@@ -174,3 +174,12 @@ def test_invalid_application_through_the_cli(run: CliRunner) -> None:
     )
     assert "id_number" in out and "check digit" in out
     assert re.search(r"applications\W+0\W", cli(run, "db", "status"))  # nothing half-written
+
+
+def test_demo_seed_makes_residents_and_cards(run: CliRunner, tmp_path: Path) -> None:
+    out = cli(run, "demo", "seed", "--residents", "40", "--out", "cards")
+    assert "32 residents of province 41" in out and "cards issued 40 (before: 0), refused 0" in out
+    assert len(list(Path("cards").glob("*.card"))) == 40
+    again = cli(run, "demo", "seed", "--residents", "40", "--out", "cards")  # the same people: nothing twice
+    assert "cards issued 0 (before: 40)" in again
+    assert re.search(r"cards\W+40\W", cli(run, "db", "status"))

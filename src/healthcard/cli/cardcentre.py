@@ -310,6 +310,22 @@ def issue_one(
     _print_card(card)
 
 
+@issue_app.command("kiosk")
+def issue_kiosk(
+    id_number: Annotated[str, typer.Option(help="the number read from the resident's ID card")],
+    name: Annotated[str, typer.Option(help="the name read from the resident's ID card")],
+    reader: Annotated[str, typer.Option(help="the kiosk's card reader (PC/SC name)")],
+    operator: Operator = "",
+) -> None:
+    """Self-service issuance (自助发卡): the approved application of the person whose ID card the
+    kiosk read is personalised on the blank card in the kiosk's reader and handed over."""
+    with _app() as app:
+        card = app.cards.issue_at_kiosk(
+            operator, id_number=id_number, name=name, chips=_chips(app, None, reader, "")
+        )
+    _print_card(card)
+
+
 @issue_app.command("resume")
 def issue_resume(
     out: Out = None, reader: Reader = None, passphrase: ImagePassphrase = "", operator: Operator = ""
@@ -464,18 +480,22 @@ def demo_seed(
     (``demo-admin-41``, ``demo-clerk-41``)."""
     import random
 
-    from healthcard.clock import local_date
+    from healthcard.clock import SystemClock, local_date
     from healthcard.issuance import seed as seeding
     from healthcard.issuance.batch import run_batch
     from healthcard.keys import ceremony
+    from healthcard.keys.keystore import KeyStore
 
     settings = Settings.from_env()
     db = Database(settings.db_url)
     try:
         db.upgrade()
+        if not settings.keystore_path.exists():
+            KeyStore.create(settings.keystore_path, kek_from_env(settings.kek), SystemClock())
     except HealthCardError as exc:
         raise fail(exc) from None
-    db.dispose()
+    finally:
+        db.dispose()
     with _app() as app:
         centre = app.cards.keys
         if centre.store.current_version() is None:
@@ -488,21 +508,30 @@ def demo_seed(
         Organisation(app.db).ensure_demo()
         folder = app.settings.data_dir / "demo"
         folder.mkdir(parents=True, exist_ok=True)
-        source = folder / f"residents-{seed}-{residents}.csv"
-        people = seeding.generate_applications(
-            residents, rng=random.Random(seed), today=local_date(app.clock), areas=seeding.DEFAULT_AREAS
-        )
-        seeding.write_csv(people, source)
-        console.print(f"{residents} residents → {source}")
-        if not issue:
-            return
-        chips = _chips(app, out, None, passphrase, durable_each=False)
-        report = run_batch(
-            app.cards, "demo-admin-41", source, chips, errors=source.with_suffix(".errors.csv")
-        )
-    console.print(
-        f"cards issued {report.issued} (before: {report.already}), refused {report.refused}", highlight=False
-    )
+        # each province's card centre issues its own residents' cards: one batch file per province
+        shares = {"41": residents - residents // 5, "44": residents // 5}
+        issued = already = refused = 0
+        for province, count in shares.items():
+            areas = tuple(a for a in seeding.DEFAULT_AREAS if a[:2] == province)
+            source = folder / f"residents-{province}-{seed}-{count}.csv"
+            people = seeding.generate_applications(
+                count, rng=random.Random(f"{seed}/{province}"), today=local_date(app.clock), areas=areas
+            )
+            seeding.write_csv(people, source)
+            console.print(f"{count} residents of province {province} → {source}")
+            if not issue or not count:
+                continue
+            chips = _chips(app, out, None, passphrase, durable_each=False)
+            report = run_batch(
+                app.cards, f"demo-admin-{province}", source, chips, errors=source.with_suffix(".errors.csv")
+            )
+            issued, already, refused = (
+                issued + report.issued,
+                already + report.already,
+                refused + report.refused,
+            )
+    if issue:
+        console.print(f"cards issued {issued} (before: {already}), refused {refused}", highlight=False)
 
 
 def register(app: typer.Typer, card_app: typer.Typer) -> None:
