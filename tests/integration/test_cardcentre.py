@@ -20,7 +20,7 @@ from healthcard.errors import (
     TransitionRefused,
     TransportError,
 )
-from healthcard.issuance.cardcentre import CardCentre
+from healthcard.issuance.cardcentre import LEASE, CardCentre
 from healthcard.issuance.chips import SimulatedChip, SimulatedChips, TransportKeyOf
 from healthcard.issuance.keycentre import KeyCentre
 from healthcard.issuance.lifecycle import ApplicationStatus, CardStatus
@@ -231,21 +231,39 @@ def test_chip_failure_half_way_leaves_card_created_and_application_rerunnable(
 
 
 def test_resume_completes_a_delivered_chip_and_voids_an_undelivered_one(
-    centre: CardCentre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    centre: CardCentre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FixedClock
 ) -> None:
     from healthcard.card.image import Sealer
 
     tray = SimulatedChips(tmp_path / "cards", Sealer("x"))
     first = centre.submit("clerk-41", application(), collection_point="410102-01").number
     centre.approve("admin-41", first)
-    monkeypatch.setattr(CardCentre, "_finish", lambda self, jobs, operator: [])  # the crash
+    monkeypatch.setattr(CardCentre, "_finish", lambda self, jobs, operator, outcome: None)  # the crash
     centre.issue_many("admin-41", [first], tray)
     monkeypatch.undo()
     assert [c.status for c in centre.card(CARD).cards] == [CardStatus.PERSONALISING]
+    assert centre.resume("admin-41", tray) == (0, 0)  # this process's own run: still in flight
+    clock.advance(LEASE + dt.timedelta(seconds=1))  # ... until its lease runs out
     assert centre.resume("admin-41", tray) == (1, 0)
     assert [c.status for c in centre.card(CARD).cards] == [CardStatus.ISSUED]
     assert centre.application(first).status is ApplicationStatus.ISSUED
     assert centre.resume("admin-41", tray) == (0, 0)
+
+    # killed before the image reached the tray: the chip is gone, the row is voided, re-run
+    other = "410602198805120025"
+    second = centre.submit(
+        "clerk-41", application(id_number=other, name="王芳", sex=2, birth_date="1988-05-12")
+    )
+    centre.approve("admin-41", second.number)
+    monkeypatch.setattr(CardCentre, "_finish", lambda self, jobs, operator, outcome: None)
+    monkeypatch.setattr(SimulatedChips, "deliver", lambda self, chip, number: None)
+    centre.issue_many("admin-41", [second.number], tray)
+    monkeypatch.undo()
+    clock.advance(LEASE + dt.timedelta(seconds=1))
+    assert centre.resume("admin-41", tray) == (0, 1)
+    assert [c.status for c in centre.card(other).cards] == [CardStatus.SPOILED]
+    assert centre.application(second.number).status is ApplicationStatus.APPROVED
+    assert centre.issue("admin-41", second.number, tray).status is CardStatus.ISSUED
 
 
 def test_expiry(centre: CardCentre, chips: SimulatedChips, clock: FixedClock) -> None:

@@ -18,7 +18,9 @@ application APPROVED, ready to be run again.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -55,6 +57,8 @@ from healthcard.storage.db import Database
 from healthcard.storage.uow import UnitOfWork
 from healthcard.terminal import hotlist as hot
 
+#: a personalisation not finished after this long is taken for abandoned, wherever it ran
+LEASE = dt.timedelta(minutes=15)
 #: validity of a new card: DDF1/EF08 expiry = issue date + 10 years - 1 day
 VALIDITY_YEARS = 10
 #: the hot-list reason of each status that lists a chip
@@ -197,6 +201,7 @@ class CardCentre:
         profile: Profile = PROFILE_32K,
         validity_years: int = VALIDITY_YEARS,
         new_id: Callable[[], str] = lambda: secrets.token_hex(16),
+        lease: dt.timedelta = LEASE,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -205,6 +210,9 @@ class CardCentre:
         self.profile = profile
         self.validity_years = validity_years
         self.new_id = new_id
+        self.lease = lease
+        #: who personalises: a crashed run is told from one in flight by this (host, process)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     @property
     def keys(self) -> KeyCentre:
@@ -463,7 +471,7 @@ class CardCentre:
                 continue
             done.append(job)
         chips.sync()
-        outcome.issued = self._finish(done, operator_id)
+        self._finish(done, operator_id, outcome)
         return outcome
 
     def issue_at_kiosk(self, operator_id: str, *, id_number: str, name: str, chips: ChipSource) -> CardView:
@@ -554,6 +562,7 @@ class CardCentre:
                     expiry_date=expiry,
                     created_at=now,
                     status_at=now,
+                    claimed_by=self.worker,
                 )
                 uow.cards.add(card)
                 uow.flush()
@@ -582,19 +591,25 @@ class CardCentre:
                 now,
             )
 
-    def _finish(self, jobs: Sequence[_Job], operator_id: str) -> list[CardView]:
+    def _finish(self, jobs: Sequence[_Job], operator_id: str, outcome: IssueOutcome) -> None:
         if not jobs:
-            return []
+            return
         now = self.clock.now()
         with self.db.uow() as uow:
-            views = []
             for job in jobs:
                 card = uow.cards.get(job.card_id, lock=True)
                 assert card is not None
+                if card.status != CardStatus.PERSONALISING:
+                    # another process took this run for dead and voided the row: the chip works,
+                    # but no record says it is the person's card — it goes on the hot list
+                    self._list(uow, card, hot.HotListReason.CANCELLED, now)
+                    outcome.failed[job.application_number] = TransitionRefused(
+                        f"chip {card.chip_serial} was voided while it was personalised: hot-listed; issue again"
+                    )
+                    continue
                 self._issued(uow, card, operator_id, now)
-                views.append(CardView.of(card))
+                outcome.issued.append(CardView.of(card))
             uow.commit()
-        return views
 
     def _issued(self, uow: UnitOfWork, card: t.Card, operator_id: str, now: dt.datetime) -> None:
         self._move(uow, card, CardStatus.ISSUED, operator_id, "END PERSONALISATION answered 9000", now)
@@ -602,38 +617,62 @@ class CardCentre:
         assert application is not None
         application.status = ApplicationStatus.ISSUED.value
 
-    def _void(self, card_id: int, operator_id: str, reason: str, *, listed: bool) -> None:
+    def _void(self, card_id: int, operator_id: str, reason: str, *, listed: bool) -> bool:
         now = self.clock.now()
         with self.db.uow() as uow:
             card = uow.cards.get(card_id, lock=True)
             assert card is not None
+            if card.status != CardStatus.PERSONALISING:
+                return False  # settled meanwhile (another resume, the run itself)
             self._move(uow, card, CardStatus.SPOILED, operator_id, reason[:200], now, list_chip=listed)
             uow.commit()
+            return True
 
     def resume(self, operator_id: str, chips: ChipSource) -> tuple[int, int]:
         """Settle personalisations a crash left unfinished: a chip the source shows finished is
         ISSUED; one it shows never finished is SPOILED; one it cannot tell about is SPOILED and
-        hot-listed, so it is refused should it be a working card after all.  (completed, voided)"""
+        hot-listed, so it is refused should it be a working card after all.  Only abandoned rows
+        are touched — their process is gone (same host, no such pid) or their lease ran out;
+        a personalisation in flight elsewhere is left alone.  (completed, voided)"""
         completed = voided = 0
+        now = self.clock.now()
         with self.db.uow() as uow:
             self._operator(uow, operator_id, Action.ISSUE)
-            pending = [(c.id, c.chip_serial) for c in uow.cards.personalising()]
+            pending = [
+                (c.id, c.chip_serial)
+                for c in uow.cards.personalising()
+                if self._abandoned(c.claimed_by, c.status_at, now)
+            ]
         for card_id, serial in pending:
             finished = chips.finished(bytes.fromhex(serial))
             if finished:
-                now = self.clock.now()
                 with self.db.uow() as uow:
                     card = uow.cards.get(card_id, lock=True)
                     assert card is not None
                     if card.status == CardStatus.PERSONALISING:
-                        self._issued(uow, card, operator_id, now)
+                        self._issued(uow, card, operator_id, self.clock.now())
                         uow.commit()
                         completed += 1
             else:
                 why = "never finished (crash)" if finished is False else "unknown after a crash: hot-listed"
-                self._void(card_id, operator_id, f"personalisation {why}", listed=finished is None)
-                voided += 1
+                voided += self._void(card_id, operator_id, f"personalisation {why}", listed=finished is None)
         return completed, voided
+
+    def _abandoned(self, claimed_by: str | None, since: dt.datetime, now: dt.datetime) -> bool:
+        if claimed_by is None or now - since > self.lease:
+            return True
+        host, _, pid = claimed_by.rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False  # another machine's run: wait for its lease
+        if int(pid) == os.getpid():
+            return False  # this process's own run, in flight
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     # --- life cycle -----------------------------------------------------------------------------
     def activate(self, operator_id: str, card_number: str) -> CardView:

@@ -205,6 +205,9 @@ class Card(Base):
     expiry_date: Mapped[dt.date] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     status_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: while PERSONALISING: the process at work ("host:pid"), so that a crash is told apart
+    #: from a personalisation in flight in another process
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
 
 
 class CardEvent(Base):

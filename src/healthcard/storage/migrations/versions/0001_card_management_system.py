@@ -187,6 +187,7 @@ def upgrade() -> None:
         sa.Column("expiry_date", sa.Date(), nullable=False),
         sa.Column("created_at", healthcard.storage.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("status_at", healthcard.storage.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_by", sa.String(length=80), nullable=True),
         sa.ForeignKeyConstraint(
             ["application_number"],
             ["applications.number"],
