@@ -312,3 +312,32 @@ def test_organisation_refuses_bad_reference_data(database: Database) -> None:
         org.add_operator(OperatorSpec("x", "x", "clerk", "42000000001"))
     with pytest.raises(InvalidValue, match="kind"):
         org.add_institution("41000000009", name="x", area="410000", kind="bank")
+
+
+def test_two_desks_at_once_one_person_one_application(
+    database: Database, key_centre: KeyCentre, clock: FixedClock
+) -> None:
+    """Eight desks submit the same person in the same instant: the database's unique index lets
+    exactly one through, the others get the duplicate refusal (not a crash, not two rows)."""
+    import threading
+
+    seed_organisation(database)
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def desk() -> None:
+        centre = CardCentre(database, clock, lambda: key_centre)
+        start.wait()
+        try:
+            centre.submit("clerk-41", application())
+            outcomes.append("taken")
+        except Duplicate:
+            outcomes.append("duplicate")
+
+    threads = [threading.Thread(target=desk) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["duplicate"] * 7 + ["taken"]
+    assert counts(database)["applications"] == 1

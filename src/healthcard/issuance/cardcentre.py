@@ -21,7 +21,8 @@ import datetime as dt
 import os
 import secrets
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
@@ -252,10 +253,10 @@ class CardCentre:
             if isinstance(application, Application)
             else parse_application(application, today=local_date(self.clock))
         )
-        with self.db.uow() as uow:
+        with self.db.uow() as uow, _races(app.card_number):
             op = self._operator(uow, operator_id, Action.SUBMIT)
             row = self._submit(uow, op, app, now, collection_point)
-            self._commit(uow, app.card_number)
+            uow.commit()
             return ApplicationView.of(row)
 
     def _submit(
@@ -335,20 +336,6 @@ class CardCentre:
                 "id_number", f"application {pending.number} for {card_number} is already {pending.status}"
             )
 
-    def _commit(self, uow: UnitOfWork, card_number: str) -> None:
-        """Commit; a unique index that caught a race (another process took the same person in
-        the same instant) is reported as the duplicate it is."""
-        try:
-            uow.commit()
-        except IntegrityError as exc:
-            uow.rollback()
-            text = str(exc.orig)
-            if "card_number" in text:
-                raise Duplicate(
-                    "id_number", f"{card_number} got a card or an application at the same moment elsewhere"
-                ) from None
-            raise
-
     def approve(self, operator_id: str, number: str) -> ApplicationView:
         return self._decide(operator_id, number, Action.APPROVE, None)
 
@@ -426,7 +413,7 @@ class CardCentre:
         refused: list[tuple[int, Application, InvalidValue]] = []
         if not items:
             return taken, refused
-        with self.db.uow() as uow:
+        with self.db.uow() as uow, _races(items[0][1].card_number):
             op = self._operator(uow, operator_id, Action.SUBMIT)
             self._operator(uow, operator_id, Action.APPROVE)
             for number, app in items:
@@ -436,7 +423,7 @@ class CardCentre:
                     refused.append((number, app, exc))
                     continue
                 taken.append(row.number)
-            self._commit(uow, items[0][1].card_number)
+            uow.commit()
         return taken, refused
 
     # --- personalisation ----------------------------------------------------------------------
@@ -501,7 +488,7 @@ class CardCentre:
         now = self.clock.now()
         today = local_date(self.clock)
         jobs: list[_Job] = []
-        with self.db.uow() as uow:
+        with self.db.uow() as uow, _races(", ".join(numbers)):
             op = self._operator(uow, operator_id, Action.ISSUE)
             rows = [self._application(uow, n, lock=True) for n in numbers]
             for row in rows:
@@ -571,7 +558,7 @@ class CardCentre:
                 )
                 keys = derived.pop(chip.serial, None) or self.keys.card_keys(issuing, chip.serial)
                 jobs.append(_Job(card.id, row.number, row.card_number, chip, issuing, keys, contents))
-            self._commit(uow, rows[0].card_number if rows else "")
+            uow.commit()
         return jobs
 
     def _retire_replaced(self, uow: UnitOfWork, row: t.Application, op: _Operator, now: dt.datetime) -> None:
@@ -711,7 +698,7 @@ class CardCentre:
     ) -> CardView:
         """补卡 / 换卡: a new chip carrying the same card number and the same on-card data (from
         what the platform holds for the resident), the old chip hot-listed."""
-        with self.db.uow() as uow:
+        with self.db.uow() as uow, _races(card_number):
             op = self._operator(uow, operator_id, Action.REPLACE)
             number = self._replacement(uow, op, card_number, reason)
         return self.issue(operator_id, number, chips)
@@ -741,7 +728,7 @@ class CardCentre:
             uow, op, app, self.clock.now(), None, kind=ApplicationKind.REPLACEMENT, replaces=old, approve=True
         )
         row.note = reason[:200]
-        self._commit(uow, card_number)
+        uow.commit()
         return row.number
 
     def on_card_data(self, uow: UnitOfWork, card: t.Card, application: t.Application) -> Application:
@@ -886,6 +873,21 @@ class CardCentre:
     def counts(self) -> dict[str, int]:
         with self.db.uow() as uow:
             return uow.cards.count_by_status()
+
+
+@contextmanager
+def _races(who: str) -> Iterator[None]:
+    """A unique index that caught a race — another desk took the same person in the same
+    instant, at a flush or at the commit — is the duplicate it is, not a crash."""
+    try:
+        yield
+    except IntegrityError as exc:
+        text = str(exc.orig)
+        if "card_number" in text or "residents" in text:
+            raise Duplicate(
+                "id_number", f"{who}: the same person was taken at the same moment elsewhere"
+            ) from None
+        raise
 
 
 def _entry(row: t.HotListEntry) -> hot.HotListEntry:
