@@ -133,7 +133,8 @@ class Application:
 
     @property
     def card_number(self) -> str:
-        return self.identity.card_number
+        """CARD-SPEC.md §2: the ID number (no area look-up: this is asked for every row of a batch)."""
+        return self.id_number
 
     @property
     def flags(self) -> dict[str, bool | None]:

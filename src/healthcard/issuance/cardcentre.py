@@ -255,85 +255,116 @@ class CardCentre:
         )
         with self.db.uow() as uow, _races(app.card_number):
             op = self._operator(uow, operator_id, Action.SUBMIT)
-            row = self._submit(uow, op, app, now, collection_point)
+            taken, refused = self._submit(uow, op, [(0, app)], now, collection_point)
+            if refused:
+                raise refused[0][2]
             uow.commit()
-            return ApplicationView.of(row)
+            return ApplicationView.of(taken[0][1])
 
     def _submit(
         self,
         uow: UnitOfWork,
         op: _Operator,
-        app: Application,
+        items: Sequence[tuple[int, Application]],
         now: dt.datetime,
         collection_point: str | None,
         *,
         kind: ApplicationKind = ApplicationKind.NEW,
         replaces: t.Card | None = None,
-        batch: tuple[str, int] | None = None,
+        batch: str | None = None,
         approve: bool = False,
-    ) -> t.Application:
+    ) -> tuple[list[tuple[int, t.Application]], list[tuple[int, Application, InvalidValue]]]:
+        """Take applications (one at a desk, a chunk of a batch): a few queries for all of them,
+        one INSERT each for residents and applications.  A refused one is returned with its
+        reason and writes nothing; the others go on."""
+        if collection_point is not None and uow.reference.collection_point(collection_point) is None:
+            raise InvalidValue("collection_point", f"no collection point {collection_point!r}")
+        numbers = [app.card_number for _, app in items]
+        live = uow.cards.live_many(numbers) if kind is ApplicationKind.NEW else {}
+        pending = uow.applications.open_many(numbers)
+        residents = uow.residents.by_identities([(app.id_type.value, app.id_number) for _, app in items])
+        accepted: list[tuple[int, Application]] = []
+        refused: list[tuple[int, Application, InvalidValue]] = []
+        seen: dict[str, int] = {}
+        for row, app in items:
+            try:
+                self._check_submission(op, app, live.get(app.card_number), pending.get(app.card_number))
+                if app.card_number in seen:
+                    raise Duplicate(
+                        "id_number", f"{app.card_number} is in this batch twice (row {seen[app.card_number]})"
+                    )
+            except InvalidValue as exc:
+                refused.append((row, app, exc))
+                continue
+            seen[app.card_number] = row
+            accepted.append((row, app))
+        if not accepted:
+            return [], refused
+        first = uow.counters.take("application", len(accepted))
+        status = ApplicationStatus.APPROVED if approve else ApplicationStatus.SUBMITTED
+        taken: list[tuple[int, t.Application]] = []
+        for offset, (row, app) in enumerate(accepted):
+            key = (app.id_type.value, app.id_number)
+            resident = residents.get(key)
+            if resident is None:
+                resident = residents[key] = t.Resident(
+                    resident_id=self.new_id(),
+                    id_type=app.id_type.value,
+                    id_number=app.id_number,
+                    name=app.name,
+                    sex=app.sex,
+                    birth_date=app.birth_date,
+                    created_at=now,
+                )
+                uow.residents.add(resident)
+            province = app.city_code[:2]
+            taken.append(
+                (
+                    row,
+                    t.Application(
+                        number=f"SQ{province}{first + offset:012d}",
+                        resident_id=resident.resident_id,
+                        card_number=app.card_number,
+                        kind=kind.value,
+                        status=status.value,
+                        province=province,
+                        collection_point_code=collection_point,
+                        submitted_by=op.id,
+                        submitted_at=now,
+                        decided_by=op.id if approve else None,
+                        decided_at=now if approve else None,
+                        replaces_card_id=replaces.id if replaces is not None else None,
+                        batch_id=batch,
+                        batch_row=row if batch else None,
+                        data=app.to_json(),
+                    ),
+                )
+            )
+        uow.flush()  # new residents first: the applications refer to them (no ORM relationship orders it)
+        uow.applications.add_all([application for _, application in taken])
+        return taken, refused
+
+    @staticmethod
+    def _check_submission(
+        op: _Operator, app: Application, live: t.Card | None, pending: t.Application | None
+    ) -> None:
         province = app.city_code[:2]
         if op.role is not Role.SYSTEM and op.province != province:
             raise InvalidValue(
                 "city_code",
                 f"{app.city_code} is in province {province}; {op.id} takes applications of {op.province}",
             )
-        if collection_point is not None and uow.reference.collection_point(collection_point) is None:
-            raise InvalidValue("collection_point", f"no collection point {collection_point!r}")
-        if kind is ApplicationKind.NEW:
-            self._refuse_duplicate(uow, app.card_number)
-        elif (pending := uow.applications.open_for(app.card_number)) is not None:
-            raise Duplicate(
-                "id_number", f"application {pending.number} for {app.card_number} is already {pending.status}"
-            )
-        identity = app.identity
-        resident = uow.residents.by_identity(identity.id_type, identity.id_number)
-        if resident is None:
-            resident = t.Resident(
-                resident_id=self.new_id(),
-                id_type=identity.id_type,
-                id_number=identity.id_number,
-                name=app.name,
-                sex=app.sex,
-                birth_date=app.birth_date,
-                created_at=now,
-            )
-            uow.residents.add(resident)
-        number = f"SQ{province}{uow.counters.take('application'):012d}"
-        row = t.Application(
-            number=number,
-            resident_id=resident.resident_id,
-            card_number=app.card_number,
-            kind=kind.value,
-            status=(ApplicationStatus.APPROVED if approve else ApplicationStatus.SUBMITTED).value,
-            province=province,
-            collection_point_code=collection_point,
-            submitted_by=op.id,
-            submitted_at=now,
-            decided_by=op.id if approve else None,
-            decided_at=now if approve else None,
-            replaces_card_id=replaces.id if replaces is not None else None,
-            batch_id=batch[0] if batch else None,
-            batch_row=batch[1] if batch else None,
-            data=app.to_json(),
-        )
-        uow.applications.add(row)
-        return row
-
-    def _refuse_duplicate(self, uow: UnitOfWork, card_number: str) -> None:
-        live = uow.cards.live(card_number)
         if live is not None:
             status = CardStatus(live.status)
             raise Duplicate(
                 "id_number",
-                f"{card_number} already holds card {live.issue_serial} ({status.value} {status.label}, "
+                f"{app.card_number} already holds card {live.issue_serial} ({status.value} {status.label}, "
                 f"chip {live.chip_serial}, issued {live.issue_date:%Y-%m-%d} by {live.issuer_code}): "
                 "one card per person; report it lost and ask for a replacement instead",
             )
-        pending = uow.applications.open_for(card_number)
         if pending is not None:
             raise Duplicate(
-                "id_number", f"application {pending.number} for {card_number} is already {pending.status}"
+                "id_number", f"application {pending.number} for {app.card_number} is already {pending.status}"
             )
 
     def approve(self, operator_id: str, number: str) -> ApplicationView:
@@ -409,22 +440,14 @@ class CardCentre:
         """Take a chunk of a batch's rows as approved applications in one transaction; a row
         refused (a person holding a card already) is returned, the others go on."""
         now = self.clock.now()
-        taken: list[str] = []
-        refused: list[tuple[int, Application, InvalidValue]] = []
         if not items:
-            return taken, refused
+            return [], []
         with self.db.uow() as uow, _races(items[0][1].card_number):
             op = self._operator(uow, operator_id, Action.SUBMIT)
             self._operator(uow, operator_id, Action.APPROVE)
-            for number, app in items:
-                try:
-                    row = self._submit(uow, op, app, now, None, batch=(batch_id, number), approve=True)
-                except InvalidValue as exc:  # checked before anything of the row is written
-                    refused.append((number, app, exc))
-                    continue
-                taken.append(row.number)
+            rows, refused = self._submit(uow, op, items, now, None, batch=batch_id, approve=True)
             uow.commit()
-        return taken, refused
+        return [row.number for _, row in rows], refused
 
     # --- personalisation ----------------------------------------------------------------------
     def issue(self, operator_id: str, number: str, chips: ChipSource) -> CardView:
@@ -485,36 +508,49 @@ class CardCentre:
         return self.activate(operator_id, card.card_number)
 
     def _reserve(self, operator_id: str, numbers: Sequence[str], chips: ChipSource) -> list[_Job]:
+        """One transaction for a chunk: the applications locked and checked, issue serials taken
+        as one block per issuer, a blank chip for each, the card rows PERSONALISING."""
         now = self.clock.now()
         today = local_date(self.clock)
-        jobs: list[_Job] = []
+        expiry = _years_after(today, self.validity_years) - dt.timedelta(days=1)
         with self.db.uow() as uow, _races(", ".join(numbers)):
             op = self._operator(uow, operator_id, Action.ISSUE)
-            rows = [self._application(uow, n, lock=True) for n in numbers]
-            for row in rows:
+            found = uow.applications.get_many(numbers, lock=True)
+            rows = []
+            for number in numbers:
+                if number not in found:
+                    raise NotFound("application", number)
+                row = found[number]
                 self._same_province(op, row.province, f"application {row.number}")
                 if row.status != ApplicationStatus.APPROVED:
                     raise TransitionRefused(
                         f"application {row.number} is {row.status}: only APPROVED applications are personalised"
                     )
+                rows.append(row)
+            live = uow.cards.live_many([r.card_number for r in rows if r.kind == ApplicationKind.NEW])
             issuers: dict[str, tuple[str, str, KeySet]] = {}
+            serials: dict[str, int] = {}
+            for province in sorted({r.province for r in rows}):
+                code = issuer_code(province)
+                institution = uow.reference.institution(code)
+                name = institution.name if institution else f"{province} 卡管中心"
+                issuers[province] = (code, name, self.keys.province(province))
+                count = sum(1 for r in rows if r.province == province)
+                serials[province] = uow.counters.take(f"issue-serial:{code}", count)
             derived: dict[bytes, CardKeySet] = {}  # the card keys the transport key came from
+            cards: list[t.Card] = []
+            pending: list[tuple[t.Application, Chip, KeySet, CardContents]] = []
             for row in rows:
-                if row.province not in issuers:
-                    code = issuer_code(row.province)
-                    institution = uow.reference.institution(code)
-                    name = institution.name if institution else f"{row.province} 卡管中心"
-                    issuers[row.province] = (code, name, self.keys.province(row.province))
                 code, name, issuing = issuers[row.province]
                 if row.kind == ApplicationKind.REPLACEMENT:
                     self._retire_replaced(uow, row, op, now)
-                elif (live := uow.cards.live(row.card_number)) is not None:
+                elif (held := live.get(row.card_number)) is not None:
                     raise Duplicate(
                         "id_number",
-                        f"{row.card_number} already holds chip {live.chip_serial} ({live.status})",
+                        f"{row.card_number} already holds chip {held.chip_serial} ({held.status})",
                     )
-                serial = f"{uow.counters.take(f'issue-serial:{code}'):010d}"
-                expiry = _years_after(today, self.validity_years) - dt.timedelta(days=1)
+                serial = f"{serials[row.province]:010d}"
+                serials[row.province] += 1
                 app = Application.from_json(row.data)
                 contents = card_contents(
                     app,
@@ -525,39 +561,57 @@ class CardCentre:
                     expiry=expiry,
                 )
 
-                def transport_key(serial: bytes, issuing: KeySet = issuing) -> tuple[bytes, Algorithm]:
-                    keys = derived[serial] = self.keys.card_keys(issuing, serial)
+                def transport_key(chip: bytes, issuing: KeySet = issuing) -> tuple[bytes, Algorithm]:
+                    keys = derived[chip] = self.keys.card_keys(issuing, chip)
                     return keys["TKMF"], issuing.algorithm
 
                 chip = chips.blank(transport_key)  # a reader's chip needs no key from us to start
-                card = t.Card(
-                    resident_id=row.resident_id,
-                    card_number=row.card_number,
-                    chip_serial=chip.serial.hex().upper(),
-                    issue_serial=serial,
-                    issuer_code=code,
-                    province=row.province,
-                    city_code=app.city_code,
-                    key_version=issuing.id.version,
-                    algorithm=issuing.algorithm.name,
-                    profile=self.profile.id,
-                    status=CardStatus.PERSONALISING.value,
-                    application_number=row.number,
-                    replaces_card_id=row.replaces_card_id,
-                    issued_by=op.id,
-                    issue_date=today,
-                    expiry_date=expiry,
-                    created_at=now,
-                    status_at=now,
-                    claimed_by=self.worker,
+                cards.append(
+                    t.Card(
+                        resident_id=row.resident_id,
+                        card_number=row.card_number,
+                        chip_serial=chip.serial.hex().upper(),
+                        issue_serial=serial,
+                        issuer_code=code,
+                        province=row.province,
+                        city_code=app.city_code,
+                        key_version=issuing.id.version,
+                        algorithm=issuing.algorithm.name,
+                        profile=self.profile.id,
+                        status=CardStatus.PERSONALISING.value,
+                        application_number=row.number,
+                        replaces_card_id=row.replaces_card_id,
+                        issued_by=op.id,
+                        issue_date=today,
+                        expiry_date=expiry,
+                        created_at=now,
+                        status_at=now,
+                        claimed_by=self.worker,
+                    )
                 )
-                uow.cards.add(card)
-                uow.flush()
-                self._event(
-                    uow, card, None, CardStatus.PERSONALISING, op.id, f"application {row.number}", now
+                pending.append((row, chip, issuing, contents))
+            uow.cards.add_all(cards)
+            uow.flush()  # the card ids, in one INSERT … RETURNING
+            uow.cards.add_events(
+                [
+                    _event_row(
+                        c, None, CardStatus.PERSONALISING, op.id, f"application {c.application_number}", now
+                    )
+                    for c in cards
+                ]
+            )
+            jobs = [
+                _Job(
+                    card.id,
+                    row.number,
+                    row.card_number,
+                    chip,
+                    issuing,
+                    derived.get(chip.serial) or self.keys.card_keys(issuing, chip.serial),
+                    contents,
                 )
-                keys = derived.pop(chip.serial, None) or self.keys.card_keys(issuing, chip.serial)
-                jobs.append(_Job(card.id, row.number, row.card_number, chip, issuing, keys, contents))
+                for card, (row, chip, issuing, contents) in zip(cards, pending, strict=True)
+            ]
             uow.commit()
         return jobs
 
@@ -583,9 +637,10 @@ class CardCentre:
             return
         now = self.clock.now()
         with self.db.uow() as uow:
+            cards = uow.cards.get_many([job.card_id for job in jobs], lock=True)
+            issued = []
             for job in jobs:
-                card = uow.cards.get(job.card_id, lock=True)
-                assert card is not None
+                card = cards[job.card_id]
                 if card.status != CardStatus.PERSONALISING:
                     # another process took this run for dead and voided the row: the chip works,
                     # but no record says it is the person's card — it goes on the hot list
@@ -594,15 +649,32 @@ class CardCentre:
                         f"chip {card.chip_serial} was voided while it was personalised: hot-listed; issue again"
                     )
                     continue
-                self._issued(uow, card, operator_id, now)
-                outcome.issued.append(CardView.of(card))
+                issued.append(card)
+            self._issued(uow, issued, operator_id, now)
             uow.commit()
+        outcome.issued.extend(CardView.of(card) for card in issued)
 
-    def _issued(self, uow: UnitOfWork, card: t.Card, operator_id: str, now: dt.datetime) -> None:
-        self._move(uow, card, CardStatus.ISSUED, operator_id, "END PERSONALISATION answered 9000", now)
-        application = uow.applications.get(card.application_number, lock=True)
-        assert application is not None
-        application.status = ApplicationStatus.ISSUED.value
+    def _issued(self, uow: UnitOfWork, cards: Sequence[t.Card], operator_id: str, now: dt.datetime) -> None:
+        """PERSONALISING → ISSUED for cards whose chips answered END PERSONALISATION, and their
+        applications ISSUED: a few statements for a whole chunk."""
+        if not cards:
+            return
+        applications = uow.applications.get_many([c.application_number for c in cards], lock=True)
+        events = []
+        for card in cards:
+            card.status, card.status_at, card.claimed_by = CardStatus.ISSUED.value, now, None
+            applications[card.application_number].status = ApplicationStatus.ISSUED.value
+            events.append(
+                _event_row(
+                    card,
+                    CardStatus.PERSONALISING,
+                    CardStatus.ISSUED,
+                    operator_id,
+                    "END PERSONALISATION answered 9000",
+                    now,
+                )
+            )
+        uow.cards.add_events(events)
 
     def _void(self, card_id: int, operator_id: str, reason: str, *, listed: bool) -> bool:
         now = self.clock.now()
@@ -637,7 +709,7 @@ class CardCentre:
                     card = uow.cards.get(card_id, lock=True)
                     assert card is not None
                     if card.status == CardStatus.PERSONALISING:
-                        self._issued(uow, card, operator_id, self.clock.now())
+                        self._issued(uow, [card], operator_id, self.clock.now())
                         uow.commit()
                         completed += 1
             else:
@@ -724,9 +796,19 @@ class CardCentre:
         source = uow.applications.get(old.application_number)
         assert source is not None
         app = self.on_card_data(uow, old, source)
-        row = self._submit(
-            uow, op, app, self.clock.now(), None, kind=ApplicationKind.REPLACEMENT, replaces=old, approve=True
+        taken, refused = self._submit(
+            uow,
+            op,
+            [(0, app)],
+            self.clock.now(),
+            None,
+            kind=ApplicationKind.REPLACEMENT,
+            replaces=old,
+            approve=True,
         )
+        if refused:
+            raise refused[0][2]
+        row = taken[0][1]
         row.note = reason[:200]
         uow.commit()
         return row.number
@@ -787,18 +869,7 @@ class CardCentre:
         reason: str | None,
         now: dt.datetime,
     ) -> None:
-        uow.cards.add_event(
-            t.CardEvent(
-                resident_id=card.resident_id,
-                card_id=card.id,
-                card_number=card.card_number,
-                from_status=before,
-                to_status=target.value,
-                operator_id=operator_id,
-                reason=reason,
-                at=now,
-            )
-        )
+        uow.cards.add_events([_event_row(card, before, target, operator_id, reason, now)])
 
     # --- hot list ---------------------------------------------------------------------------------
     @staticmethod
@@ -873,6 +944,27 @@ class CardCentre:
     def counts(self) -> dict[str, int]:
         with self.db.uow() as uow:
             return uow.cards.count_by_status()
+
+
+def _event_row(
+    card: t.Card,
+    before: str | None,
+    target: CardStatus,
+    operator_id: str,
+    reason: str | None,
+    now: dt.datetime,
+) -> dict[str, object]:
+    """One line of a card's history (card_events)."""
+    return {
+        "resident_id": card.resident_id,
+        "card_id": card.id,
+        "card_number": card.card_number,
+        "from_status": before,
+        "to_status": target.value,
+        "operator_id": operator_id,
+        "reason": reason,
+        "at": now,
+    }
 
 
 @contextmanager

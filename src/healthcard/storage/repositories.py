@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -76,6 +76,19 @@ class ResidentRepository(_Repository):
         query = select(Resident).where(Resident.id_type == id_type, Resident.id_number == id_number)
         return self.session.scalars(query).one_or_none()
 
+    def by_identities(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Resident]:
+        """The residents known by these (ID type, ID number) pairs: one query for a chunk."""
+        numbers = sorted({number for _, number in keys})
+        if not numbers:
+            return {}
+        query = select(Resident).where(Resident.id_number.in_(numbers))
+        wanted = set(keys)
+        return {
+            (r.id_type, r.id_number): r
+            for r in self.session.scalars(query)
+            if (r.id_type, r.id_number) in wanted
+        }
+
     def add(self, resident: Resident) -> None:
         self.session.add(resident)
 
@@ -86,6 +99,19 @@ class ApplicationRepository(_Repository):
         if lock:
             query = query.with_for_update()
         return self.session.scalars(query).one_or_none()
+
+    def get_many(self, numbers: Sequence[str], *, lock: bool = False) -> dict[str, Application]:
+        query = select(Application).where(Application.number.in_(list(numbers)))
+        if lock:
+            query = query.with_for_update()
+        return {a.number: a for a in self.session.scalars(query)}
+
+    def open_many(self, card_numbers: Sequence[str]) -> dict[str, Application]:
+        """The applications still being worked on for these card numbers, by card number."""
+        query = select(Application).where(
+            Application.card_number.in_(list(card_numbers)), Application.status.in_(OPEN_APPLICATION)
+        )
+        return {a.card_number: a for a in self.session.scalars(query)}
 
     def open_for(self, card_number: str) -> Application | None:
         """The application of this card number still being worked on, if any."""
@@ -110,6 +136,9 @@ class ApplicationRepository(_Repository):
     def add(self, application: Application) -> None:
         self.session.add(application)
 
+    def add_all(self, applications: Sequence[Application]) -> None:
+        self.session.add_all(applications)
+
 
 class CardRepository(_Repository):
     def get(self, card_id: int, *, lock: bool = False) -> Card | None:
@@ -124,6 +153,17 @@ class CardRepository(_Repository):
         if lock:
             query = query.with_for_update()
         return self.session.scalars(query).one_or_none()
+
+    def live_many(self, card_numbers: Sequence[str]) -> dict[str, Card]:
+        """The live cards of these card numbers, by card number: one query for a chunk."""
+        query = select(Card).where(Card.card_number.in_(list(card_numbers)), Card.status.in_(LIVE_CARD))
+        return {c.card_number: c for c in self.session.scalars(query)}
+
+    def get_many(self, card_ids: Sequence[int], *, lock: bool = False) -> dict[int, Card]:
+        query = select(Card).where(Card.id.in_(list(card_ids)))
+        if lock:
+            query = query.with_for_update()
+        return {c.id: c for c in self.session.scalars(query)}
 
     def latest(self, card_number: str) -> Card | None:
         """The newest card of this number, whatever its status."""
@@ -165,8 +205,16 @@ class CardRepository(_Repository):
     def add(self, card: Card) -> None:
         self.session.add(card)
 
+    def add_all(self, cards: Sequence[Card]) -> None:
+        self.session.add_all(cards)
+
     def add_event(self, event: CardEvent) -> None:
         self.session.add(event)
+
+    def add_events(self, events: Sequence[dict[str, object]]) -> None:
+        """Many history rows in one INSERT (a batch's chunk): no ORM objects to track."""
+        if events:
+            self.session.execute(insert(CardEvent), list(events))
 
 
 class CounterRepository(_Repository):
