@@ -92,8 +92,9 @@ def test_refused_rows_are_reported_and_a_rerun_takes_nothing_twice(
     assert len(list((tmp_path / "cards").glob("*.card"))) == 37
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
 def test_sigkill_mid_batch_then_rerun_issues_every_row_exactly_once(
-    database: Database, database_url: str, keys_dir: Path, tmp_path: Path
+    database: Database, database_url: str, keys_dir: Path, tmp_path: Path, workers: str
 ) -> None:
     seed_organisation(database)
     source = applications_csv(tmp_path / "rows.csv", ROWS)
@@ -117,6 +118,8 @@ def test_sigkill_mid_batch_then_rerun_issues_every_row_exactly_once(
         str(out),
         "--chunk",
         "25",
+        "--workers",
+        workers,
     ]
     victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -140,3 +143,33 @@ def test_sigkill_mid_batch_then_rerun_issues_every_row_exactly_once(
     # a third run finds everything done
     third = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0 and f"issued 0 now, {ROWS} before" in " ".join(third.stdout.split())
+
+
+def test_batch_with_worker_processes_writes_every_card(
+    database: Database, keys_dir: Path, tmp_path: Path
+) -> None:
+    """Personalisation in two worker processes: the same cards, sealed images on disk, each
+    card ISSUED in the database only once its image is there."""
+    from healthcard.card import image
+    from healthcard.card.filesystem import LifeCycle
+    from healthcard.issuance.chips import PooledChips
+
+    seed_organisation(database)
+    clock = FixedClock(NOW)
+    key_centre = KeyCentre(
+        KeyStore.open(keys_dir / "keystore.json", open_kek("passphrase", passphrase=PASSPHRASE), clock), clock
+    )
+    centre = CardCentre(database, clock, lambda: key_centre)
+    source = applications_csv(tmp_path / "rows.csv", 60)
+    tray = PooledChips(tmp_path / "cards", "x", workers=2)
+    try:
+        report = run_batch(centre, "admin-41", source, tray, errors=tmp_path / "errors.csv", chunk=16)
+    finally:
+        tray.close()
+    assert (report.issued, report.refused, report.failed) == (60, 0, 0)
+    issued_once(database, 60)
+    with database.session() as session:
+        serials = set(session.scalars(select(t.Card.chip_serial).where(t.Card.status == "ISSUED")))
+    assert {p.stem for p in (tmp_path / "cards").glob("*.card")} == serials
+    state = image.load(tmp_path / "cards" / f"{sorted(serials)[0]}.card", image.Sealer("x"))
+    assert state.lifecycle is LifeCycle.ISSUED

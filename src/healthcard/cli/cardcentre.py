@@ -25,7 +25,7 @@ from healthcard.card import image
 from healthcard.cli.common import console, fail, kek_from_env
 from healthcard.errors import HealthCardError
 from healthcard.issuance.cardcentre import CardHistory, CardView, local_time
-from healthcard.issuance.chips import ChipSource, ReaderChip, SimulatedChips
+from healthcard.issuance.chips import ChipSource, PooledChips, ReaderChip, SimulatedChips
 from healthcard.issuance.lifecycle import ApplicationStatus, Role
 from healthcard.issuance.organisation import PROVINCE_CENTRES, OperatorSpec, Organisation
 from healthcard.settings import Settings
@@ -344,6 +344,9 @@ def issue_batch(
         Path | None, typer.Option(help="refused rows report [default: <FILE>.errors.csv]")
     ] = None,
     chunk: Annotated[int, typer.Option(help="cards per transaction")] = 200,
+    workers: Annotated[
+        int, typer.Option(help="personalise in this many worker processes (0: in this process)")
+    ] = 0,
     photos: Annotated[Path | None, typer.Option(help="folder of the photo_file column")] = None,
     passphrase: ImagePassphrase = "",
     operator: Operator = "",
@@ -355,7 +358,12 @@ def issue_batch(
 
     report_path = errors or source.with_suffix(".errors.csv")
     with _app() as app:
-        chips = _chips(app, out, None, passphrase, durable_each=False)
+        if workers:
+            folder = out or app.settings.data_dir / "cards"
+            folder.mkdir(parents=True, exist_ok=True)
+            chips: ChipSource = PooledChips(folder, passphrase or image.DEMO_PASSPHRASE, workers=workers)
+        else:
+            chips = _chips(app, out, None, passphrase, durable_each=False)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task("issuing", total=None)
@@ -363,16 +371,20 @@ def issue_batch(
             def advance(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            report = run_batch(
-                app.cards,
-                operator,
-                source,
-                chips,
-                errors=report_path,
-                chunk=chunk,
-                photo_dir=photos,
-                progress=advance,
-            )
+            try:
+                report = run_batch(
+                    app.cards,
+                    operator,
+                    source,
+                    chips,
+                    errors=report_path,
+                    chunk=chunk,
+                    photo_dir=photos,
+                    progress=advance,
+                )
+            finally:
+                if isinstance(chips, PooledChips):
+                    chips.close()
     console.print(
         f"{report.rows} rows: issued {report.issued} now, {report.already} before, "
         f"refused {report.refused} (→ {report_path}), chip failures {report.failed}, "

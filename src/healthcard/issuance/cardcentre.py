@@ -31,6 +31,7 @@ from healthcard.card.personalise import CardContents
 from healthcard.card.profile import PROFILE_32K, Profile
 from healthcard.clock import SHANGHAI, Clock, local_date
 from healthcard.errors import (
+    CardError,
     Duplicate,
     HealthCardError,
     InvalidValue,
@@ -40,7 +41,7 @@ from healthcard.errors import (
 )
 from healthcard.issuance.application import Application, card_contents, parse_application
 from healthcard.issuance.cards import personalise
-from healthcard.issuance.chips import Chip, ChipSource
+from healthcard.issuance.chips import Chip, ChipSource, PendingChip, PersonalisationJob, PooledChips
 from healthcard.issuance.keycentre import KeyCentre, issuer_code
 from healthcard.issuance.lifecycle import (
     Action,
@@ -463,6 +464,36 @@ class CardCentre:
         outcome = IssueOutcome()
         jobs = self._reserve(operator_id, numbers, chips)
         done: list[_Job] = []
+        for job, error in zip(jobs, self._personalise(jobs, chips), strict=True):
+            if error is not None:
+                outcome.failed[job.application_number] = error
+                self._void(job.card_id, operator_id, f"personalisation failed: {error}", listed=False)
+            else:
+                done.append(job)
+        chips.sync()
+        self._finish(done, operator_id, outcome)
+        return outcome
+
+    def _personalise(self, jobs: Sequence[_Job], chips: ChipSource) -> list[HealthCardError | None]:
+        """Every chip's personalisation (in this process, or in a pool of workers); per job the
+        error that stopped it, or None."""
+        if isinstance(chips, PooledChips):
+            verdicts = chips.personalise_all(
+                [
+                    PersonalisationJob(
+                        job.chip.serial,
+                        job.chip.transport_key,
+                        job.chip.algorithm,
+                        job.keys,
+                        job.contents,
+                        self.profile,
+                    )
+                    for job in jobs
+                    if isinstance(job.chip, PendingChip)
+                ]
+            )
+            return [None if text is None else CardError(0x6F00, text) for text in verdicts]
+        errors: list[HealthCardError | None] = []
         for job in jobs:
             try:
                 personalise(
@@ -476,13 +507,10 @@ class CardCentre:
                 )
                 chips.deliver(job.chip, job.card_number)
             except HealthCardError as exc:
-                outcome.failed[job.application_number] = exc
-                self._void(job.card_id, operator_id, f"personalisation failed: {exc}", listed=False)
+                errors.append(exc)
                 continue
-            done.append(job)
-        chips.sync()
-        self._finish(done, operator_id, outcome)
-        return outcome
+            errors.append(None)
+        return errors
 
     def issue_at_kiosk(self, operator_id: str, *, id_number: str, name: str, chips: ChipSource) -> CardView:
         """Self-service issuance at a hospital kiosk (医疗机构自助发卡): the resident's ID card is
@@ -530,11 +558,13 @@ class CardCentre:
             live = uow.cards.live_many([r.card_number for r in rows if r.kind == ApplicationKind.NEW])
             issuers: dict[str, tuple[str, str, KeySet]] = {}
             serials: dict[str, int] = {}
+            certificates: dict[str, bytes] = {}
             for province in sorted({r.province for r in rows}):
                 code = issuer_code(province)
                 institution = uow.reference.institution(code)
                 name = institution.name if institution else f"{province} 卡管中心"
                 issuers[province] = (code, name, self.keys.province(province))
+                certificates[province] = self.keys.issuer_certificate(province)
                 count = sum(1 for r in rows if r.province == province)
                 serials[province] = uow.counters.take(f"issue-serial:{code}", count)
             derived: dict[bytes, CardKeySet] = {}  # the card keys the transport key came from
@@ -560,6 +590,7 @@ class CardCentre:
                     issue_date=today,
                     expiry=expiry,
                 )
+                contents.items["DDF1/EF05"]["issuer_certificate"] = certificates[row.province]
 
                 def transport_key(chip: bytes, issuing: KeySet = issuing) -> tuple[bytes, Algorithm]:
                     keys = derived[chip] = self.keys.card_keys(issuing, chip)

@@ -13,9 +13,11 @@ re-run neither issues a card twice nor leaves one the database does not know.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,7 +26,10 @@ from healthcard.card import image
 from healthcard.card.atr import chip_serial, key_info
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.filesystem import LifeCycle
-from healthcard.errors import ImageError, InvalidValue
+from healthcard.card.personalise import CardContents, Personaliser
+from healthcard.card.profile import Profile
+from healthcard.errors import HealthCardError, ImageError, InvalidValue, TransportError
+from healthcard.keys.keyset import CardKeySet
 from healthcard.keys.primitives import Algorithm
 from healthcard.terminal.transport import Transport
 
@@ -202,3 +207,119 @@ class ReaderChip:
         if chip_serial(atr) == serial and not key_info(atr).version:
             return False
         return None
+
+
+# --- simulated chips personalised in worker processes ---------------------------------------------
+@dataclass(frozen=True)
+class PersonalisationJob:
+    """All a worker process needs to make and personalise one simulated chip (picklable)."""
+
+    serial: bytes
+    transport_key: bytes
+    algorithm: Algorithm
+    keys: CardKeySet
+    contents: CardContents
+    profile: Profile
+
+
+@dataclass
+class PendingChip:
+    """A chip reserved in the main process, made and personalised in a worker."""
+
+    serial: bytes
+    transport_key: bytes = field(repr=False)
+    algorithm: Algorithm
+
+    def transmit(self, raw: bytes) -> bytes:
+        raise TransportError("this chip is personalised in a worker process (PooledChips.personalise_all)")
+
+
+_WORKER_SEALERS: dict[str, image.Sealer] = {}
+
+
+def _personalise_in_worker(job: PersonalisationJob, out: str | None, passphrase: str | None) -> str | None:
+    """Worker side: the blank chip, every personalisation APDU, the sealed image written
+    (renamed into place, fsync'ed later by the parent).  The error text, or None."""
+    state = CardState.blank(job.serial, job.transport_key, job.algorithm)
+    card = CardOS(state)
+    card.power_on()
+    try:
+        Personaliser(card.process, job.transport_key, job.algorithm).run(job.profile, job.keys, job.contents)
+    except HealthCardError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    state.profile = job.profile.id
+    if out is not None and passphrase is not None:
+        sealer = _WORKER_SEALERS.get(passphrase) or _WORKER_SEALERS.setdefault(
+            passphrase, image.Sealer(passphrase)
+        )
+        path = Path(out) / f"{job.serial.hex().upper()}.card"
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(image.dumps(state, sealer))
+        os.replace(tmp, path)
+    return None
+
+
+class PooledChips(SimulatedChips):
+    """Simulated chips personalised in ``workers`` processes: the batch issuer's way to use every
+    core.  The main process reserves chips and does the database work; each worker makes its
+    chips, runs every APDU and writes the sealed images; :meth:`sync` makes them durable before
+    the database says "issued", as with :class:`SimulatedChips`."""
+
+    def __init__(
+        self,
+        out: Path | None = None,
+        passphrase: str | None = None,
+        *,
+        workers: int = 2,
+        vendor: bytes = b"\x00\x86",
+        rng: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        super().__init__(
+            out,
+            image.Sealer(passphrase) if out is not None and passphrase is not None else None,
+            vendor=vendor,
+            rng=rng,
+            durable_each=False,
+            keep=False,
+        )
+        if workers < 1:
+            raise InvalidValue("workers", "at least one worker process")
+        self.passphrase = passphrase
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def blank(self, transport_key: TransportKeyOf) -> PendingChip:  # type: ignore[override]
+        serial = self.vendor + self.rng(6)
+        key, algorithm = transport_key(serial)
+        return PendingChip(serial, key, algorithm)
+
+    def personalise_all(self, jobs: Sequence[PersonalisationJob]) -> list[str | None]:
+        """Personalise every job's chip in the pool; per job, the error text or None."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        out = str(self.out) if self.out is not None else None
+        chunk = max(1, len(jobs) // (self.workers * 4))
+        results = list(
+            self._pool.map(
+                _personalise_in_worker,
+                jobs,
+                [out] * len(jobs),
+                [self.passphrase] * len(jobs),
+                chunksize=chunk,
+            )
+        )
+        if self.out is not None:
+            self._unsynced.extend(
+                self.path(job.serial) for job, error in zip(jobs, results, strict=True) if not error
+            )
+        return results
+
+    def deliver(self, chip: Chip, card_number: str) -> None:
+        """The worker wrote the image already."""
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
