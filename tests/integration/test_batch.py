@@ -47,6 +47,19 @@ def applications_csv(path: Path, count: int, seed: int = 7) -> Path:
     return path
 
 
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
 def issued_once(db: Database, rows: int) -> None:
     """Every application has exactly one ISSUED card, and nothing is left half-way."""
     with db.session() as session:
@@ -129,8 +142,14 @@ def test_sigkill_mid_batch_then_rerun_issues_every_row_exactly_once(
                 break
         time.sleep(0.02)
     assert victim.poll() is None, "the batch finished before it could be killed"
+    workers_of_victim = children(victim.pid)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
+    gone_by = time.monotonic() + 10
+    while workers_of_victim and time.monotonic() < gone_by:
+        workers_of_victim = {pid for pid in workers_of_victim if Path(f"/proc/{pid}").exists()}
+        time.sleep(0.1)
+    assert not workers_of_victim, "worker processes outlived the killed batch"
     with database.session() as session:
         assert (session.scalar(select(func.count()).where(t.Card.status == "ISSUED")) or 0) < ROWS
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

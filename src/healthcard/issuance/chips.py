@@ -16,6 +16,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import secrets
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -237,6 +239,18 @@ class PendingChip:
 _WORKER_SEALERS: dict[str, image.Sealer] = {}
 
 
+def _follow_parent(parent: int) -> None:
+    """Worker initialiser: leave when the batch process is gone (a SIGKILL leaves no one to shut
+    the pool down; an orphan worker would wait on its queue for ever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
 def _personalise_in_worker(job: PersonalisationJob, out: str | None, passphrase: str | None) -> str | None:
     """Worker side: the blank chip, every personalisation APDU, the sealed image written
     (renamed into place, fsync'ed later by the parent).  The error text, or None."""
@@ -298,7 +312,12 @@ class PooledChips(SimulatedChips):
     def personalise_all(self, jobs: Sequence[PersonalisationJob]) -> list[str | None]:
         """Personalise every job's chip in the pool; per job, the error text or None."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_follow_parent,
+                initargs=(os.getpid(),),
+            )
         out = str(self.out) if self.out is not None else None
         chunk = max(1, len(jobs) // (self.workers * 4))
         results = list(
