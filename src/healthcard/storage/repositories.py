@@ -81,7 +81,9 @@ class ResidentRepository(_Repository):
         numbers = sorted({number for _, number in keys})
         if not numbers:
             return {}
-        query = select(Resident).where(Resident.id_number.in_(numbers))
+        types = sorted({kind for kind, _ in keys})
+        # both columns, so the (id_type, id_number) unique index serves the look-up
+        query = select(Resident).where(Resident.id_type.in_(types), Resident.id_number.in_(numbers))
         wanted = set(keys)
         return {
             (r.id_type, r.id_number): r
