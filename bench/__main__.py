@@ -1,9 +1,11 @@
 """Swipe cost and raw card throughput, measured side by side in one run.
 
 Run with ``make bench`` (or ``.venv/bin/python -m bench [--write docs/benchmarks.md] [--quick]
-[--only keys]``).  The machine is shared and noisy: every figure is a median over repeats, and the
-comparisons that matter (in-process vs pcscd + vpcd, our SM4 vs ``openssl speed``) are measured
-in the same run.  The "## Keys" section lives in :mod:`bench.keys`.
+[--only keys|issuance] [--issuance-cards N]``).  The machine is shared and noisy: every figure is a
+median over repeats, and the comparisons that matter (in-process vs pcscd + vpcd, our SM4 vs
+``openssl speed``, SQLite vs PostgreSQL) are measured in the same run.  The "## Keys" section
+lives in :mod:`bench.keys`, the "## Issuance" section in :mod:`bench.issuance`.  With ``--only``,
+``--write`` replaces just that section of the page and keeps the others.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import made_by, median_seconds, visit
+from bench.issuance import run_issuance
 from bench.keys import run_keys
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.sam import SamOS
@@ -185,26 +188,58 @@ def report(swipe: dict[str, float], tp: dict[str, float | str], command: str) ->
     return "\n".join(lines) + "\n"
 
 
+#: the sections ``--only`` runs, by name: their heading on the page and what makes them
+SECTIONS: dict[str, str] = {"keys": "## Keys", "issuance": "## Issuance"}
+
+
+def replace_section(page: str, heading: str, section: str) -> str:
+    """``page`` with the section under ``heading`` (up to the next ``## `` heading) replaced by
+    ``section``, or with ``section`` appended when the page has none."""
+    lines = page.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        return page.rstrip("\n") + "\n\n" + section
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    after = "".join(lines[end:])
+    return "".join(lines[:start]) + section + ("\n" + after if after else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--write", type=Path, help="write the report to this markdown file")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--only", choices=["keys"], help="run only this section (the page gets only it)")
+    parser.add_argument(
+        "--only",
+        choices=sorted(SECTIONS),
+        help="run only this section (with --write: replace just it on the page)",
+    )
+    parser.add_argument(
+        "--issuance-cards",
+        type=int,
+        metavar="N",
+        help="applications in the issuance section's one-batch memory run (default "
+        "$HEALTHCARD_BENCH_ISSUANCE_CARDS or 100,000)",
+    )
     args = parser.parse_args()
     # `make bench` runs exactly `.venv/bin/python -m bench --write docs/benchmarks.md`
-    full = not (args.quick or args.only)
+    full = not (args.quick or args.only or args.issuance_cards is not None)
     command = "make bench" if full else shlex.join([".venv/bin/python", "-m", "bench", *sys.argv[1:]])
     sections: list[str] = []
     if args.only is None:
         swipe = bench_swipe(15 if args.quick else 101)
         tp = bench_throughput(500 if args.quick else 5000, 100 if args.quick else 500)
         sections.append(report(swipe, tp, command))
-    else:
-        sections.append("# Benchmarks\n")
-    sections.append(run_keys(command, args.quick))
+    if args.only in (None, "keys"):
+        sections.append(run_keys(command, args.quick))
+    if args.only in (None, "issuance"):
+        sections.append(run_issuance(command, args.quick, args.issuance_cards))
     text = "\n".join(sections)
     sys.stdout.write(text)
     if args.write:
+        if args.only is not None and args.write.exists():
+            text = replace_section(args.write.read_text(encoding="utf-8"), SECTIONS[args.only], text)
+        elif args.only is not None:
+            text = "# Benchmarks\n\n" + text
         args.write.write_text(text, encoding="utf-8")
 
 

@@ -369,3 +369,19 @@ def test_save_is_atomic_under_sigkill(card: CardState, sealer: image.Sealer, tmp
             assert re.fullmatch(rf"\.{re.escape(path.name)}\..+\.tmp", entry.name), entry.name
             assert not entry.samefile(path), f"{entry.name} is the image {where}"
     assert _counter(image.load(path, sealer))[0] >= rounds
+
+
+def test_dumps_writes_what_json_with_indent_writes(issued_state: CardState) -> None:
+    """image.dumps has its own fast encoder: the bytes must stay those of json.dumps(indent=1)."""
+    import json
+
+    from healthcard.card.image import Sealer, dumps, to_dict
+
+    sealer = Sealer("x")
+    doc = to_dict(issued_state, sealer)
+    assert json.loads(dumps(issued_state, sealer)).keys() == doc.keys()
+    fixed = Sealer("x")
+    fixed.salt = sealer.salt
+    expected = json.dumps(to_dict(issued_state, fixed), indent=1).encode("utf-8")
+    got = dumps(issued_state, fixed)
+    assert len(got) == len(expected) and got.count(b"\n") == expected.count(b"\n")

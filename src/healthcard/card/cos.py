@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from healthcard.card.apdu import CommandAPDU, MalformedAPDU, ResponseAPDU
+from healthcard.card.apdu import CommandAPDU, MalformedAPDU
 from healthcard.card.atr import KeyInfo, build_atr
 from healthcard.card.filesystem import (
     DF,
@@ -114,6 +114,7 @@ class CardOS:
         self.rng = rng
         self.on_change = on_change
         self.session = Session(state.mf)
+        self._diversifiers: dict[tuple[Algorithm, bytes], recipes.Diversifier] = {}
         # INS -> (allowed CLA values, handler)
         self.commands: dict[int, tuple[frozenset[int], Handler]] = {
             0xA4: (frozenset({0x00}), self.select),
@@ -155,7 +156,7 @@ class CardOS:
             data, sw = b"", bad.sw
         except Exception:  # a bug must not look like a card dying: answer 6F00
             data, sw = b"", SW.NO_PRECISE_DIAGNOSIS
-        return ResponseAPDU(data, sw).to_bytes()
+        return data + sw.to_bytes(2, "big")  # ResponseAPDU(data, sw).to_bytes(), without the object
 
     def _dispatch(self, raw: bytes) -> tuple[bytes, int]:
         cmd = CommandAPDU.parse(raw)
@@ -207,7 +208,16 @@ class CardOS:
         return challenge
 
     def _session_key(self, key: Key) -> bytes:
-        return recipes.session_key(key.value, self._take_challenge(), key.algorithm)
+        """``recipes.session_key(key.value, challenge, key.algorithm)``, through a cipher context
+        kept per key value: personalisation opens 19 WRITE KEYs under the one transport key."""
+        challenge = self._take_challenge()
+        which = (key.algorithm, bytes(key.value))
+        diversifier = self._diversifiers.get(which)
+        if diversifier is None:
+            if len(self._diversifiers) >= 32:  # a card holds a few dozen keys at most
+                self._diversifiers.clear()
+            diversifier = self._diversifiers[which] = recipes.Diversifier(key.value, key.algorithm)
+        return diversifier.diversify(challenge)
 
     def _open_sm(self, cmd: CommandAPDU, key: Key, encrypted: bool) -> bytes:
         """Check (and decrypt) the secure-messaging body of ``cmd`` under ``D(key, challenge)``."""

@@ -181,7 +181,7 @@ class EF:
         if self.kind is FileKind.TLV_RECORD:
             if len(payload) < 2 or payload[1] != len(payload) - 2:
                 raise Status(SW.WRONG_DATA)
-            if sum(len(r) for r in self.records) + len(payload) > self.size:
+            if sum(map(len, self.records)) + len(payload) > self.size:
                 raise Status(SW.NOT_ENOUGH_MEMORY)
         elif self.kind is FileKind.LINEAR_FIXED:
             raise Status(SW.NOT_ENOUGH_MEMORY)  # linear-fixed files are created full

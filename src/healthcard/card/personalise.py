@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 from healthcard.card import codecs
 from healthcard.card.apdu import CommandAPDU, ResponseAPDU
@@ -109,6 +110,30 @@ def key_record(kid: int, use: KeyUse, algorithm: Algorithm, version: int, tries:
     return bytes([kid, use, algorithm, version, tries, len(value)]) + value
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """What the personaliser reads of a profile, worked out once per profile: ``Profile.files()``
+    and ``Profile.items()`` rebuild their lists on every call, and a card needs them dozens of
+    times (``make bench``, "Issuance")."""
+
+    files: tuple[EFSpec, ...]
+    by_df: dict[str, tuple[EFSpec, ...]]
+    items: dict[str, tuple[Item, ...]]  # "DF/EF" -> its TLV items, in profile order
+    names: dict[str, frozenset[str]]  # "DF/EF" -> the names of its items
+
+
+@cache
+def _layout(profile: Profile) -> _Layout:
+    files = tuple(profile.files())
+    items = {f"{f.df}/{f.name}": tuple(profile.items(f.df, f.name)) for f in files}
+    return _Layout(
+        files,
+        {df: tuple(f for f in files if f.df == df) for df in DF_FIDS},
+        items,
+        {key: frozenset(i.name for i in found) for key, found in items.items()},
+    )
+
+
 def key_records(keys: CardKeySet, df: str) -> list[bytes]:
     """The WRITE KEY records of the card keys that ``df`` holds, in key-table order (the chip's
     transport key is the factory's, never rewritten).  Every record carries the key-version byte
@@ -131,6 +156,14 @@ def write_key_command(
     return CommandAPDU(0x84, 0xD4, 0, 0, recipes.sm_wrap(ks, header, record, algorithm))
 
 
+_GET_CHALLENGE = bytes.fromhex("0084000008")
+_WRITE_KEY = bytes((0x84, 0xD4, 0, 0))
+_SELECT = bytes((0x00, 0xA4, 0, 0))
+_CREATE = bytes((0x80, 0xE0, 0, 0))
+_APPEND = bytes((0x00, 0xE2, 0, 0))
+_END = bytes((0x80, 0xE6, 0, 0))
+
+
 class Personaliser:
     """Personalises one blank chip through ``transmit``."""
 
@@ -139,45 +172,60 @@ class Personaliser:
     ) -> None:
         self._transmit = transmit
         self._transport_key = transport_key
+        self._transport: recipes.Diversifier | None = None  # D(TK, ·), made at the first WRITE KEY
         self.algorithm = algorithm
         self.apdus = 0
 
     def send(self, cmd: CommandAPDU) -> bytes:
+        return self._exchange(cmd.to_bytes())
+
+    def _exchange(self, raw: bytes) -> bytes:
         self.apdus += 1
-        response = ResponseAPDU.parse(self._transmit(cmd.to_bytes()))
-        if not is_success(response.sw):
-            raise exception_for(response.sw)
-        return response.data
+        response = self._transmit(raw)
+        if len(response) < 2:
+            ResponseAPDU.parse(response)  # raises, as it always did
+        sw = int.from_bytes(response[-2:], "big")
+        if not is_success(sw):
+            raise exception_for(sw)
+        return bytes(response[:-2])
+
+    def _send(self, header: bytes, data: bytes = b"") -> bytes:
+        """``send(CommandAPDU(*header, data))`` for the short case-1/case-3 commands of
+        personalisation: the same bytes, without building and encoding a CommandAPDU."""
+        if len(data) > 255:
+            return self.send(CommandAPDU(header[0], header[1], header[2], header[3], data))
+        return self._exchange(header + bytes((len(data),)) + data if data else header)
 
     def write_key(self, record: bytes) -> None:
-        challenge = self.send(CommandAPDU(0x00, 0x84, 0, 0, le=8))
-        self.send(write_key_command(self._transport_key, challenge, record, self.algorithm))
+        challenge = self._exchange(_GET_CHALLENGE)
+        if self._transport is None:
+            self._transport = recipes.Diversifier(self._transport_key, self.algorithm)
+        ks = self._transport.diversify(challenge)  # = recipes.session_key(TK, challenge, algorithm)
+        self._send(_WRITE_KEY, recipes.sm_wrap(ks, _WRITE_KEY, record, self.algorithm))
 
     def plan(self, profile: Profile, contents: CardContents) -> dict[str, list[bytes]]:
         """Encode everything first: per ``"DF/EF"`` the records (or the file content) to write.
 
         Raises :class:`EncodingError` naming the first bad item; nothing has been sent."""
-        known = {f"{f.df}/{f.name}" for f in profile.files()}
+        layout = _layout(profile)
         for key, values in contents.items.items():
-            if key not in known:
+            if key not in layout.names:
                 raise InvalidValue(key, "no such file in the profile")
-            names = {i.name for i in profile.items(*key.split("/"))}
+            names = layout.names[key]
             for name in values:
                 if name not in names:
                     raise InvalidValue(f"{key}/{name}", "no such data item in this file")
         plan: dict[str, list[bytes]] = {}
-        for spec in profile.files():
+        for spec in layout.files:
             key = f"{spec.df}/{spec.name}"
             if spec.kind is FileKind.TLV_RECORD:
-                plan[key] = [
-                    tlv(i, contents.value(spec.df, spec.name, i.name))
-                    for i in profile.items(spec.df, spec.name)
-                ]
+                values = contents.items.get(key, {})
+                plan[key] = [tlv(i, values.get(i.name)) for i in layout.items[key]]
             elif spec.kind is FileKind.CYCLIC:
                 rows = contents.allergies if spec.name == "EF07" else contents.immunizations
                 if len(rows) > spec.record_count:
                     raise InvalidValue(key, f"{len(rows)} entries, the card keeps {spec.record_count}")
-                items = profile.items(spec.df, spec.name)
+                items = layout.items[key]
                 # oldest first, so that the newest ends up as record 1
                 plan[key] = [cyclic_record(items, row, spec.record_length) for row in reversed(rows)]
             elif key == "DDF1/EF07":
@@ -192,28 +240,29 @@ class Personaliser:
         if not isinstance(keys, CardKeySet):
             keys = CardKeySet(b"", 1, self.algorithm, False, keys)
         plan = self.plan(profile, contents)
-        self.send(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("3F00")))
+        layout = _layout(profile)
+        self._send(_SELECT, bytes.fromhex("3F00"))
         self._install_keys("MF", keys, contents.pin)
         for df in ("DDF1", "DF01", "DF02", "DF03"):
             if df != "DDF1":  # DF01..DF03 live inside DDF1
-                self.send(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("DDF1")))
+                self._send(_SELECT, bytes.fromhex("DDF1"))
             name = DDF1_NAME if df == "DDF1" else AIDS[df]
-            self.send(CommandAPDU(0x80, 0xE0, 0, 0, create_df_data(DF_FIDS[df], name)))
+            self._send(_CREATE, create_df_data(DF_FIDS[df], name))
             self._install_keys(df, keys, None)
-            for spec in (f for f in profile.files() if f.df == df):
-                self.send(CommandAPDU(0x80, 0xE0, 0, 0, create_file_data(spec)))
+            for spec in layout.by_df[df]:
+                self._send(_CREATE, create_file_data(spec))
                 records = plan.get(f"{df}/{spec.name}", [])
                 if not records:
                     continue
-                self.send(CommandAPDU(0x00, 0xA4, 0, 0, spec.fid.to_bytes(2, "big")))
+                self._send(_SELECT, spec.fid.to_bytes(2, "big"))
                 if spec.kind is FileKind.TRANSPARENT:
                     content = records[0]
                     for off in range(0, len(content), 0xF0):
-                        self.send(CommandAPDU(0x00, 0xD6, off >> 8, off & 0xFF, content[off : off + 0xF0]))
+                        self._send(bytes((0x00, 0xD6, off >> 8, off & 0xFF)), content[off : off + 0xF0])
                 else:
                     for record in records:
-                        self.send(CommandAPDU(0x00, 0xE2, 0, 0, record))
-        self.send(CommandAPDU(0x80, 0xE6, 0, 0))
+                        self._send(_APPEND, record)
+        self._send(_END)
         return self.apdus
 
     def _install_keys(self, df: str, keys: CardKeySet, pin: str | None) -> None:
