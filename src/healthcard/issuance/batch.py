@@ -124,6 +124,8 @@ def run_batch(
             for application, error in outcome.failed.items():
                 refusals.writerow(("", "", "", "chip", f"{application}: {error}"))
             report.failed += len(outcome.failed)
+            if done == 0:
+                centre.db.analyse()  # the tables are no longer empty: plan for what they hold
             done += len(block)
             if progress is not None:
                 progress(done, total)

@@ -146,5 +146,15 @@ class Database:
                 f"the database {redact(self.url)} is {where}; this code needs {head}: run `healthcard db upgrade`"
             )
 
+    def analyse(self) -> None:
+        """Refresh the planner's statistics of the resident tables (PostgreSQL): a batch into a
+        fresh database would otherwise be planned for empty tables until autovacuum ran — or
+        for ever where it is off — and slow down as they fill."""
+        if self.dialect != "postgresql":
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE residents, applications, cards, card_events")
+            connection.commit()
+
     def dispose(self) -> None:
         self.engine.dispose()
