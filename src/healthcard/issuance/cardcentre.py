@@ -784,17 +784,24 @@ class CardCentre:
         now = self.clock.now()
         with self.db.uow() as uow:
             op = self._operator(uow, operator_id, action)
-            card = uow.cards.live(card_number, lock=True)
-            if card is None:
-                latest = uow.cards.latest(card_number)
-                if latest is None:
-                    raise NotFound("card", card_number)
-                step(action, latest.status, card_number)  # raises: it explains the status
-                raise TransitionRefused(f"card {card_number} has no live chip")  # pragma: no cover
+            card = self._live_card(uow, card_number, action)
             self._same_province(op, card.province, f"card {card_number}")
             self._move(uow, card, step(action, card.status, card_number), op.id, reason, now)
             uow.commit()
             return CardView.of(card)
+
+    @staticmethod
+    def _live_card(uow: UnitOfWork, card_number: str, action: Action) -> t.Card:
+        """The card number's live chip, locked; without one, NotFound or the refusal that names
+        the status of its newest chip (e.g. "CANCELLED: recover needs LOST")."""
+        card = uow.cards.live(card_number, lock=True)
+        if card is not None:
+            return card
+        latest = uow.cards.latest(card_number)
+        if latest is None:
+            raise NotFound("card", card_number)
+        step(action, latest.status, card_number)  # raises: no action starts from a dead status
+        raise TransitionRefused(f"card {card_number} has no live chip")  # pragma: no cover
 
     def replace(
         self, operator_id: str, card_number: str, chips: ChipSource, reason: str = "lost"
@@ -817,11 +824,7 @@ class CardCentre:
                 raise TransitionRefused(f"replacement {pending.number} is {pending.status}: approve it first")
             return pending.number
         if old is None:
-            latest = uow.cards.latest(card_number)
-            if latest is None:
-                raise NotFound("card", card_number)
-            step(Action.REPLACE, latest.status, card_number)
-            raise TransitionRefused(f"card {card_number} has no live chip")  # pragma: no cover
+            old = self._live_card(uow, card_number, Action.REPLACE)  # raises: says why there is none
         step(Action.REPLACE, old.status, card_number)
         self._same_province(op, old.province, f"card {card_number}")
         source = uow.applications.get(old.application_number)
@@ -884,23 +887,11 @@ class CardCentre:
     ) -> None:
         before = card.status
         card.status, card.status_at = target.value, now
-        self._event(uow, card, before, target, operator_id, reason, now)
+        uow.cards.add_events([_event_row(card, before, target, operator_id, reason, now)])
         if target in LISTED_AS and list_chip:
             self._list(uow, card, LISTED_AS[target], now)
         elif target is CardStatus.ACTIVE and before == CardStatus.LOST:
             self._unlist(uow, card, now)
-
-    @staticmethod
-    def _event(
-        uow: UnitOfWork,
-        card: t.Card,
-        before: str | None,
-        target: CardStatus,
-        operator_id: str,
-        reason: str | None,
-        now: dt.datetime,
-    ) -> None:
-        uow.cards.add_events([_event_row(card, before, target, operator_id, reason, now)])
 
     # --- hot list ---------------------------------------------------------------------------------
     @staticmethod
