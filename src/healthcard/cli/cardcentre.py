@@ -87,13 +87,20 @@ def _app(require_schema: bool = True) -> Iterator[App]:
         app.close()
 
 
-def _chips(app: App, out: Path | None, reader: str | None, passphrase: str, **kwargs: Any) -> ChipSource:
+def _chips(
+    app: App, out: Path | None, reader: str | None, passphrase: str, *, workers: int = 0, **kwargs: Any
+) -> ChipSource:
+    """The blank card in ``reader``; else simulated chips whose images go to ``out``, made in
+    this process or (``workers``) in a pool."""
     if reader is not None:
         from healthcard.terminal.pcsc import PcscTransport
 
         return ReaderChip(PcscTransport(reader, timeout=10))
     folder = out or app.settings.data_dir / "cards"
-    return SimulatedChips(folder, image.Sealer(passphrase or image.DEMO_PASSPHRASE), **kwargs)
+    passphrase = passphrase or image.DEMO_PASSPHRASE
+    if workers:
+        return PooledChips(folder, passphrase, workers=workers)
+    return SimulatedChips(folder, image.Sealer(passphrase), **kwargs)
 
 
 def _print_card(card: CardView, name: str = "") -> None:
@@ -358,12 +365,7 @@ def issue_batch(
 
     report_path = errors or source.with_suffix(".errors.csv")
     with _app() as app:
-        if workers:
-            folder = out or app.settings.data_dir / "cards"
-            folder.mkdir(parents=True, exist_ok=True)
-            chips: ChipSource = PooledChips(folder, passphrase or image.DEMO_PASSPHRASE, workers=workers)
-        else:
-            chips = _chips(app, out, None, passphrase, durable_each=False)
+        chips = _chips(app, out, None, passphrase, workers=workers, durable_each=False)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task("issuing", total=None)

@@ -64,6 +64,21 @@ class ChipSource(Protocol):
         ...
 
 
+def image_path(folder: Path, serial: bytes) -> Path:
+    """Where the tray keeps the image of chip ``serial``: ``<folder>/<SERIAL>.card``."""
+    return folder / f"{serial.hex().upper()}.card"
+
+
+def _write_unsynced(path: Path, data: bytes) -> None:
+    """Write + rename now (mode 0600), fsync at ``sync()``: never a torn file, and one flush per
+    chunk instead of one per card."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
 @dataclass
 class SimulatedChip:
     serial: bytes
@@ -110,7 +125,7 @@ class SimulatedChips:
 
     def path(self, serial: bytes) -> Path:
         assert self.out is not None
-        return self.out / f"{serial.hex().upper()}.card"
+        return image_path(self.out, serial)
 
     def blank(self, transport_key: TransportKeyOf) -> SimulatedChip:
         serial = self.vendor + self.rng(6)
@@ -131,12 +146,7 @@ class SimulatedChips:
         if self.durable_each:
             image.save(chip.state, path, self.sealer)
         else:
-            # write + rename now, fsync at sync(): still never a torn file, and one flush per chunk
-            tmp = path.with_name(f".{path.name}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(image.dumps(chip.state, self.sealer))
-            os.replace(tmp, path)
+            _write_unsynced(path, image.dumps(chip.state, self.sealer))
             self._unsynced.append(path)
 
     def sync(self) -> None:
@@ -266,12 +276,7 @@ def _personalise_in_worker(job: PersonalisationJob, out: str | None, passphrase:
         sealer = _WORKER_SEALERS.get(passphrase) or _WORKER_SEALERS.setdefault(
             passphrase, image.Sealer(passphrase)
         )
-        path = Path(out) / f"{job.serial.hex().upper()}.card"
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(image.dumps(state, sealer))
-        os.replace(tmp, path)
+        _write_unsynced(image_path(Path(out), job.serial), image.dumps(state, sealer))
     return None
 
 
