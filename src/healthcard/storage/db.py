@@ -17,12 +17,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, func, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from healthcard.errors import StorageError
+from healthcard.storage.tables import Base
 from healthcard.storage.uow import UnitOfWork
 
 
@@ -123,10 +124,6 @@ class Database:
         command.downgrade(self._alembic(), revision)
 
     def status(self) -> SchemaStatus:
-        from sqlalchemy import func, select
-
-        from healthcard.storage.tables import Base
-
         current = self.current()
         counts: dict[str, int] = {}
         if current is not None:

@@ -13,11 +13,13 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from healthcard.storage.tables import (
     LIVE_CARD,
     OPEN_APPLICATION,
     Application,
+    Base,
     Batch,
     Card,
     CardEvent,
@@ -35,9 +37,17 @@ class _Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    @property
-    def _postgres(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+    def _bump(self, bump: Executable, table: type[Base], first: dict[str, object]) -> int:
+        """Run ``bump`` (an ``UPDATE … RETURNING`` of one row); when the row does not exist yet,
+        create it as ``first`` (``INSERT … ON CONFLICT DO NOTHING``: two processes racing to
+        create it both succeed) and bump again.  Atomic across processes on both databases."""
+        value = self.session.execute(bump).scalar_one_or_none()
+        if value is None:
+            postgres = self.session.get_bind().dialect.name == "postgresql"
+            insert = (postgresql.insert if postgres else sqlite.insert)(table)
+            self.session.execute(insert.values(**first).on_conflict_do_nothing())
+            value = self.session.execute(bump).scalar_one()
+        return int(value)
 
 
 class ReferenceRepository(_Repository):
@@ -223,15 +233,9 @@ class CounterRepository(_Repository):
     def take(self, name: str, count: int = 1) -> int:
         """Reserve ``count`` consecutive values of counter ``name`` (starting at 1); the first.
 
-        One ``UPDATE … RETURNING``: atomic across processes on both databases; the row is
-        created on first use (``INSERT … ON CONFLICT DO NOTHING``)."""
+        One ``UPDATE … RETURNING`` (:meth:`_bump`), atomic across processes."""
         bump = update(Counter).where(Counter.name == name).values(value=Counter.value + count)
-        value = self.session.execute(bump.returning(Counter.value)).scalar_one_or_none()
-        if value is None:
-            insert = (postgresql.insert if self._postgres else sqlite.insert)(Counter)
-            self.session.execute(insert.values(name=name, value=0).on_conflict_do_nothing())
-            value = self.session.execute(bump.returning(Counter.value)).scalar_one()
-        return int(value) - count + 1
+        return self._bump(bump.returning(Counter.value), Counter, {"name": name, "value": 0}) - count + 1
 
 
 class HotListRepository(_Repository):
@@ -246,14 +250,8 @@ class HotListRepository(_Repository):
             .where(HotListVersion.province == province)
             .values(version=HotListVersion.version + 1, changed_at=now)
         )
-        value = self.session.execute(bump.returning(HotListVersion.version)).scalar_one_or_none()
-        if value is None:
-            insert = (postgresql.insert if self._postgres else sqlite.insert)(HotListVersion)
-            self.session.execute(
-                insert.values(province=province, version=0, changed_at=now).on_conflict_do_nothing()
-            )
-            value = self.session.execute(bump.returning(HotListVersion.version)).scalar_one()
-        return int(value)
+        first = {"province": province, "version": 0, "changed_at": now}
+        return self._bump(bump.returning(HotListVersion.version), HotListVersion, first)
 
     def listed(self, province: str, chip_serial: str) -> HotListEntry | None:
         query = select(HotListEntry).where(
