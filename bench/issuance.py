@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import gc
 import json
 import multiprocessing
 import os
@@ -55,7 +54,7 @@ from healthcard.card.personalise import CardContents, Personaliser
 from healthcard.card.profile import PROFILE_32K, Profile
 from healthcard.clock import SystemClock, local_date
 from healthcard.issuance.application import Application, card_contents
-from healthcard.issuance.batch import run_batch
+from healthcard.issuance.batch import long_lived_frozen, run_batch
 from healthcard.issuance.cardcentre import CardCentre, IssueOutcome
 from healthcard.issuance.cards import personalise
 from healthcard.issuance.chips import PooledChips, SimulatedChips, TransportKeyOf
@@ -222,18 +221,6 @@ def postgres_setting(db: Database, name: str) -> str:
         return str(connection.execute(text(f"SHOW {name}")).scalar_one())
 
 
-@contextlib.contextmanager
-def frozen_gc() -> Iterator[None]:
-    """What ``run_batch`` does around a batch: everything alive before it (here: the bench's
-    stream of applications too) out of the collector's sight.  Entered outside the timing."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def issue_applications(
     centre: CardCentre, bench: Bench, backend: str, apps: Sequence[Application], chips: SimulatedChips
 ) -> int:
@@ -309,7 +296,7 @@ def bench_end_to_end(
                     if case[2] == "pipelined" and failed is not None:
                         continue
                     apps = bench.take(cards if n >= 0 else CHUNK)
-                    with frozen_gc():
+                    with long_lived_frozen():
                         start = time.perf_counter()
                         try:
                             issued = run(case, apps)
@@ -371,7 +358,7 @@ def instrumented_round(bench: Bench, backend: str, cards: int) -> dict[str, floa
     chips.deliver = watch.wrap("deliver", chips.deliver)  # type: ignore[method-assign]
     chips.sync = watch.wrap("sync", chips.sync)  # type: ignore[method-assign]
     apps = bench.take(cards)
-    with frozen_gc():
+    with long_lived_frozen():
         start = time.perf_counter()
         issued = issue_applications(centre, bench, backend, apps, chips)
         total = time.perf_counter() - start

@@ -51,7 +51,7 @@ def file_digest(path: Path) -> str:
 
 
 @contextmanager
-def _long_lived_frozen() -> Iterator[None]:
+def long_lived_frozen() -> Iterator[None]:
     """What lives for the whole run (modules, key sets, the engine) leaves the collector's
     sight: each chunk makes ~200 card trees, and full collections walking everything else
     cost ~15 % of a batch (docs/benchmarks.md)."""
@@ -91,7 +91,7 @@ def run_batch(
     report.resumed = sum(centre.resume(operator_id, chips))
     today = local_date(centre.clock)
     tmp = errors.with_name(f".{errors.name}.tmp")
-    with _long_lived_frozen(), tmp.open("w", encoding="utf-8", newline="") as fh:
+    with long_lived_frozen(), tmp.open("w", encoding="utf-8", newline="") as fh:
         refusals = csv.writer(fh)
         refusals.writerow(ERROR_COLUMNS)
         done = 0
@@ -135,4 +135,4 @@ def run_batch(
     return report
 
 
-__all__ = ["BatchReport", "file_digest", "run_batch"]
+__all__ = ["BatchReport", "file_digest", "long_lived_frozen", "run_batch"]
