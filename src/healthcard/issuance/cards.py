@@ -30,7 +30,8 @@ def personalise(
     ``keys``: the card's key set when the caller derived it already."""
     keys = keys or centre.card_keys(issuing, serial)
     items = contents.items.setdefault("DDF1/EF05", {})
-    items.setdefault("issuer_certificate", centre.issuer_certificate(issuing.id.region[:2]))
+    if "issuer_certificate" not in items:  # the card centre puts it there for a whole chunk at once
+        items["issuer_certificate"] = centre.issuer_certificate(issuing.id.region[:2])
     return Personaliser(transmit, keys["TKMF"], issuing.algorithm).run(profile, keys, contents)
 
 
