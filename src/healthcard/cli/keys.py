@@ -42,6 +42,9 @@ keys_app = typer.Typer(
 sam_app = typer.Typer(help="SAM cards for terminals.", no_args_is_help=True)
 
 ALGORITHMS = {"sm4": Algorithm.SM4, "3des": Algorithm.TDES}
+ComponentsOption = Annotated[int, typer.Option(help="custodians (components), 2–9")]
+ThresholdOption = Annotated[int | None, typer.Option(help="components needed to rebuild [default: all]")]
+AlgorithmOption = Annotated[str, typer.Option(help="sm4 or 3des")]
 ComponentOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -125,9 +128,9 @@ def _national_ceremony(centre: KeyCentre, secret: bytes, algorithm: Algorithm) -
 
 @keys_app.command("ceremony")
 def keys_ceremony(
-    components: Annotated[int, typer.Option(help="custodians (components), 2–9")] = 3,
-    threshold: Annotated[int | None, typer.Option(help="components needed to rebuild [default: all]")] = None,
-    algorithm: Annotated[str, typer.Option(help="sm4 or 3des")] = "sm4",
+    components: ComponentsOption = 3,
+    threshold: ThresholdOption = None,
+    algorithm: AlgorithmOption = "sm4",
     component: ComponentOption = None,
     store: StoreOption = None,
     kek: KekOption = "passphrase",
@@ -148,9 +151,9 @@ def keys_ceremony(
 
 @keys_app.command("rotate")
 def keys_rotate(
-    components: Annotated[int, typer.Option(help="custodians (components), 2–9")] = 3,
-    threshold: Annotated[int | None, typer.Option(help="components needed to rebuild [default: all]")] = None,
-    algorithm: Annotated[str, typer.Option(help="sm4 or 3des")] = "sm4",
+    components: ComponentsOption = 3,
+    threshold: ThresholdOption = None,
+    algorithm: AlgorithmOption = "sm4",
     component: ComponentOption = None,
     store: StoreOption = None,
     kek: KekOption = "passphrase",
@@ -345,7 +348,7 @@ def keys_diversify(
     key: Annotated[str, typer.Option(help="parent key, 32 hex digits")],
     factor: Annotated[str | None, typer.Option(help="8-byte factor, 16 hex digits")] = None,
     province: Annotated[str | None, typer.Option(help="or: the province factor of this area code")] = None,
-    algorithm: Annotated[str, typer.Option(help="sm4 or 3des")] = "sm4",
+    algorithm: AlgorithmOption = "sm4",
 ) -> None:
     """D(K, f) = E_K(f ‖ NOT f) (DECISIONS.md §10) — for checking published vectors."""
     try:
