@@ -47,6 +47,16 @@ def applications_csv(path: Path, count: int, seed: int = 7) -> Path:
     return path
 
 
+def card_centre(database: Database, keys_dir: Path) -> CardCentre:
+    """The organisation in ``database`` and a card centre over the module's key store."""
+    seed_organisation(database)
+    clock = FixedClock(NOW)
+    key_centre = KeyCentre(
+        KeyStore.open(keys_dir / "keystore.json", open_kek("passphrase", passphrase=PASSPHRASE), clock), clock
+    )
+    return CardCentre(database, clock, lambda: key_centre)
+
+
 def children(pid: int) -> set[int]:
     """The processes whose parent is ``pid`` (from /proc)."""
     found = set()
@@ -77,12 +87,7 @@ def issued_once(db: Database, rows: int) -> None:
 def test_refused_rows_are_reported_and_a_rerun_takes_nothing_twice(
     database: Database, keys_dir: Path, tmp_path: Path
 ) -> None:
-    seed_organisation(database)
-    clock = FixedClock(NOW)
-    key_centre = KeyCentre(
-        KeyStore.open(keys_dir / "keystore.json", open_kek("passphrase", passphrase=PASSPHRASE), clock), clock
-    )
-    centre = CardCentre(database, clock, lambda: key_centre)
+    centre = card_centre(database, keys_dir)
     source = applications_csv(tmp_path / "rows.csv", 40)
     with source.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -173,12 +178,7 @@ def test_batch_with_worker_processes_writes_every_card(
     from healthcard.card.filesystem import LifeCycle
     from healthcard.issuance.chips import PooledChips
 
-    seed_organisation(database)
-    clock = FixedClock(NOW)
-    key_centre = KeyCentre(
-        KeyStore.open(keys_dir / "keystore.json", open_kek("passphrase", passphrase=PASSPHRASE), clock), clock
-    )
-    centre = CardCentre(database, clock, lambda: key_centre)
+    centre = card_centre(database, keys_dir)
     source = applications_csv(tmp_path / "rows.csv", 60)
     tray = PooledChips(tmp_path / "cards", "x", workers=2)
     try:

@@ -72,20 +72,22 @@ def test_rollback_without_commit(database: Database) -> None:
         assert uow.reference.institution("41000000001") is None
 
 
+def zhang(created_at: dt.datetime = NOW) -> t.Resident:
+    return t.Resident(
+        resident_id="r1",
+        id_type="01",
+        id_number="410102199003070019",
+        name="张三",
+        sex=1,
+        birth_date=dt.date(1990, 3, 7),
+        created_at=created_at,
+    )
+
+
 def test_times_come_back_aware_utc(database: Database) -> None:
     local = NOW.astimezone(dt.timezone(dt.timedelta(hours=8)))
     with database.uow() as uow:
-        uow.residents.add(
-            t.Resident(
-                resident_id="r1",
-                id_type="01",
-                id_number="410102199003070019",
-                name="张三",
-                sex=1,
-                birth_date=dt.date(1990, 3, 7),
-                created_at=local,
-            )
-        )
+        uow.residents.add(zhang(created_at=local))
         uow.commit()
     with database.uow() as uow:
         row = uow.residents.get("r1")
@@ -126,17 +128,7 @@ def test_one_live_card_per_card_number(database: Database) -> None:
         uow.reference.add(
             t.Operator(id="admin", name="管理员", role="card-admin", institution_code="41000000001")
         )
-        uow.residents.add(
-            t.Resident(
-                resident_id="r1",
-                id_type="01",
-                id_number="410102199003070019",
-                name="张三",
-                sex=1,
-                birth_date=dt.date(1990, 3, 7),
-                created_at=NOW,
-            )
-        )
+        uow.residents.add(zhang())
         uow.flush()
         uow.applications.add(
             t.Application(
