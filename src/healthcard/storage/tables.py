@@ -6,7 +6,7 @@ Conventions (ARCHITECTURE.md §5):
   and every query that touches a resident's data names it;
 * times are aware UTC datetimes (:class:`UTCDateTime`: ``timestamptz`` on PostgreSQL, ISO text
   in UTC on SQLite), shown in Asia/Shanghai by the entry points;
-* money is integer fen (no table of this issue holds money yet);
+* money is integer fen (the fee lines of an encounter);
 * statuses are short strings whose meaning lives in the domain enums
   (:mod:`healthcard.issuance.lifecycle`); the database enforces what must never be broken even
   by two processes at once: one live card per card number, one open application per card
@@ -84,9 +84,13 @@ class Institution(Base):
     __tablename__ = "institutions"
     code: Mapped[str] = mapped_column(String(22), primary_key=True)  # WS 218 / issuer code
     name: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(24))  # province-centre | city-centre | hospital
+    kind: Mapped[str] = mapped_column(
+        String(24)
+    )  # province-centre | city-centre | hospital | clinic | cdc | ncms-office
     area_code: Mapped[str] = mapped_column(String(6))  # GB/T 2260
     issues_cards: Mapped[bool] = mapped_column(default=False)
+    #: the five levels of medical institution: province | city | county | township | village
+    level: Mapped[str | None] = mapped_column(String(10))
 
 
 class CollectionPoint(Base):
@@ -123,6 +127,12 @@ class Resident(Base):
     sex: Mapped[int] = mapped_column(Integer)
     birth_date: Mapped[dt.date] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: MPI (healthcard.platform.mpi): where the resident lives (GB/T 2260), the name in pinyin
+    #: without tones (for matching records that arrive without a card), and — once merged as a
+    #: duplicate — the surviving resident; un-merge clears it (nothing is moved, only linked)
+    area_code: Mapped[str | None] = mapped_column(String(6), index=True)
+    name_pinyin: Mapped[str | None] = mapped_column(String(120))
+    merged_into: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class Batch(Base):
@@ -264,20 +274,370 @@ class HotListEntry(Base):
     removed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
+# ==== the platform (healthcard.platform) ============================================================
+# Every table below that holds a resident's data names ``resident_id`` (the shard key) and is
+# indexed on it first.  Sensitive clinical items carry ``category`` (healthcard.platform.access
+# Category: general | psychiatric | hiv | reproductive | substance) so that a resident's hidden
+# categories are filtered by the database, not after the fact.
+
+
+def _big_id() -> Mapped[int]:
+    return mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+
+
+class ResidentIdentifier(Base):
+    """One of a resident's identifiers: ``system`` card | citizen-id | ncms | archive | visit-card
+    | passport …; ``assigner`` is the institution for a hospital's own visit card (一院一卡), ''
+    for national systems, so that (system, assigner, value) is unique."""
+
+    __tablename__ = "resident_identifiers"
+    __table_args__ = (UniqueConstraint("system", "assigner", "value"),)
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"), index=True)
+    system: Mapped[str] = mapped_column(String(16))
+    assigner: Mapped[str] = mapped_column(String(22), default="")
+    value: Mapped[str] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class MatchCandidate(Base):
+    """A demographic record that arrived without a card (a hospital's legacy register, a
+    paper archive) waiting in the MPI review queue: PENDING → LINKED (to ``resident_id``) |
+    CREATED (a new resident) | REJECTED.  ``matches``: the scored candidates as JSON."""
+
+    __tablename__ = "mpi_candidates"
+    __table_args__ = (UniqueConstraint("source", "local_id"),)
+    id: Mapped[int] = _big_id()
+    source: Mapped[str] = mapped_column(String(22))  # institution code that sent it
+    local_id: Mapped[str] = mapped_column(String(40))  # its number there (old visit card …)
+    name: Mapped[str] = mapped_column(String(60))
+    sex: Mapped[int] = mapped_column(Integer)
+    birth_date: Mapped[dt.date] = mapped_column(Date)
+    area_code: Mapped[str | None] = mapped_column(String(6))
+    id_number: Mapped[str | None] = mapped_column(String(18))
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    matches: Mapped[list[Any]] = mapped_column(JSON)
+    resident_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(40))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class MergeEvent(Base):
+    """MPI history: ``action`` MERGE (``source`` now resolves to ``target``) or UNMERGE."""
+
+    __tablename__ = "mpi_merges"
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32), index=True)  # the surviving resident
+    source_resident_id: Mapped[str] = mapped_column(String(32), index=True)
+    action: Mapped[str] = mapped_column(String(8))
+    actor: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(200))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class HealthArchive(Base):
+    """居民健康档案: the resident's basic health information — what DF02 carries (blood type,
+    alerts, the psychiatric flag) plus history and family history (JSON lists)."""
+
+    __tablename__ = "health_archives"
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"), primary_key=True)
+    archive_number: Mapped[str | None] = mapped_column(String(17), unique=True)
+    abo: Mapped[int | None] = mapped_column(Integer)  # CV04.50.005
+    rh: Mapped[str | None] = mapped_column(String(1))
+    alerts: Mapped[dict[str, Any]] = mapped_column(JSON)  # ALERT_FLAGS name → true/false
+    other_alert: Mapped[str] = mapped_column(String(80), default="")
+    psychiatric: Mapped[bool | None] = mapped_column()
+    history: Mapped[list[Any]] = mapped_column(JSON)  # past illnesses, operations, trauma …
+    family_history: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Encounter(Base):
+    """A visit: outpatient | inpatient | emergency; OPEN while the clinician records, CLOSED
+    when written back.  ``upload_key`` makes a terminal's offline upload idempotent."""
+
+    __tablename__ = "encounters"
+    __table_args__ = (
+        Index("ix_encounters_resident_started", "resident_id", "started_at"),
+        UniqueConstraint("institution_code", "upload_key"),
+    )
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"))
+    institution_code: Mapped[str] = mapped_column(ForeignKey("institutions.code"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(8))
+    number: Mapped[str] = mapped_column(String(18))  # 门诊号 / 住院号
+    department: Mapped[str] = mapped_column(String(50))
+    department_code: Mapped[str | None] = mapped_column(String(10))
+    clinician: Mapped[str | None] = mapped_column(String(40))
+    category: Mapped[str] = mapped_column(String(12), default="general")
+    card_number: Mapped[str | None] = mapped_column(String(18))
+    carrier: Mapped[str] = mapped_column(String(8))  # card | qr | login | upload | none
+    payment_method: Mapped[str | None] = mapped_column(String(2))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    upload_key: Mapped[str | None] = mapped_column(String(64))
+    card_slot: Mapped[int | None] = mapped_column(Integer)  # the ED/EE file it was written to
+    fees: Mapped[list[Any]] = mapped_column(JSON)  # [{category, code, amount_fen}]
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Diagnosis(Base):
+    __tablename__ = "diagnoses"
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32), index=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounters.id"), index=True)
+    code: Mapped[str] = mapped_column(String(10))  # ICD-10
+    name: Mapped[str] = mapped_column(String(100))
+    primary: Mapped[bool] = mapped_column(default=False)
+    category: Mapped[str] = mapped_column(String(12), default="general")
+    diagnosed_on: Mapped[dt.date] = mapped_column(Date)
+
+
+class Observation(Base):
+    """A lab or exam result: ``value`` as text, ``value_num`` when numeric, the unit and the
+    normal range, ``flag`` H | L | N | A (abnormal, qualitative)."""
+
+    __tablename__ = "observations"
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32), index=True)
+    encounter_id: Mapped[int | None] = mapped_column(ForeignKey("encounters.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(6))  # lab | exam
+    code: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(80))
+    value: Mapped[str] = mapped_column(String(200))
+    value_num: Mapped[float | None] = mapped_column()
+    unit: Mapped[str] = mapped_column(String(20), default="")
+    low: Mapped[float | None] = mapped_column()
+    high: Mapped[float | None] = mapped_column()
+    flag: Mapped[str | None] = mapped_column(String(1))
+    category: Mapped[str] = mapped_column(String(12), default="general")
+    observed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Prescription(Base):
+    __tablename__ = "prescriptions"
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32), index=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounters.id"), index=True)
+    drug: Mapped[str] = mapped_column(String(50))
+    drug_code: Mapped[str | None] = mapped_column(String(20))
+    dose: Mapped[str] = mapped_column(String(10))
+    dose_unit: Mapped[str] = mapped_column(String(6))
+    route_code: Mapped[str] = mapped_column(String(2))  # CV06.00.102
+    frequency: Mapped[str] = mapped_column(String(20))
+    days: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(12), default="general")
+    prescribed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Procedure(Base):
+    __tablename__ = "procedures"
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32), index=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounters.id"), index=True)
+    code: Mapped[str] = mapped_column(String(10))  # ICD-9-CM-3
+    name: Mapped[str] = mapped_column(String(80))
+    category: Mapped[str] = mapped_column(String(12), default="general")
+    performed_on: Mapped[dt.date] = mapped_column(Date)
+
+
+class Allergy(Base):
+    __tablename__ = "allergies"
+    __table_args__ = (UniqueConstraint("resident_id", "allergen"),)
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32), index=True)
+    allergen: Mapped[str] = mapped_column(String(20))  # DF02/EF07 过敏物质 ans20
+    reaction: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[str | None] = mapped_column(String(8))  # mild | moderate | severe
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(40))
+
+
+class ImmunizationDose(Base):
+    """A dose given: vaccine code (CARD-SPEC.md §10.3), dose number, date, lot, institution."""
+
+    __tablename__ = "immunizations"
+    __table_args__ = (
+        UniqueConstraint("resident_id", "vaccine", "dose"),
+        Index("ix_immunizations_vaccine_given", "vaccine", "given_on"),
+    )
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32), index=True)
+    vaccine: Mapped[str] = mapped_column(String(4))
+    dose: Mapped[int] = mapped_column(Integer)
+    given_on: Mapped[dt.date] = mapped_column(Date)
+    lot: Mapped[str] = mapped_column(String(30), default="")
+    institution_code: Mapped[str] = mapped_column(ForeignKey("institutions.code"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(40))
+
+
+class Account(Base):
+    """Someone who logs in to the platform: staff (``role`` of healthcard.platform.access.Role,
+    an institution, an area for public health) or a resident (``resident_id``).  The password
+    is an argon2 hash; ``failed`` / ``locked_until`` throttle guessing."""
+
+    __tablename__ = "accounts"
+    username: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    role: Mapped[str] = mapped_column(String(20))
+    institution_code: Mapped[str | None] = mapped_column(ForeignKey("institutions.code"))
+    area_code: Mapped[str | None] = mapped_column(String(6))
+    resident_id: Mapped[str | None] = mapped_column(ForeignKey("residents.resident_id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Terminal(Base):
+    """A card terminal of an institution, known by its SAM (the SAM certificate's subject id):
+    it logs in by having the SAM sign the platform's challenge."""
+
+    __tablename__ = "terminals"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # SAM subject id (hex)
+    institution_code: Mapped[str] = mapped_column(ForeignKey("institutions.code"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # workstation | kiosk | registration | cashier
+    public_key: Mapped[str] = mapped_column(String(130))  # the SAM's SM2 key, hex
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class CardUse(Base):
+    """刷卡记录: a card authenticated at a terminal (time, card, chip, institution, terminal
+    type, 诊疗环节)."""
+
+    __tablename__ = "card_uses"
+    __table_args__ = (Index("ix_card_uses_resident_at", "resident_id", "at"),)
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32))
+    card_number: Mapped[str] = mapped_column(String(18))
+    chip_serial: Mapped[str] = mapped_column(String(16))
+    institution_code: Mapped[str] = mapped_column(String(22))
+    terminal_id: Mapped[str] = mapped_column(String(40))
+    terminal_kind: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str] = mapped_column(
+        String(16)
+    )  # registration | consultation | lab | pharmacy | cashier | inpatient
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class PresenceGrant(Base):
+    """The card was present at ``institution_code``: its clinicians may read the full record
+    until ``expires_at``."""
+
+    __tablename__ = "presence_grants"
+    __table_args__ = (Index("ix_presence_grants_resident_institution", "resident_id", "institution_code"),)
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32))
+    institution_code: Mapped[str] = mapped_column(String(22))
+    card_use_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(16))  # card | qr | break-glass
+    granted_to: Mapped[str | None] = mapped_column(String(40))  # break-glass: the one account
+    why: Mapped[str | None] = mapped_column(String(200))
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class HiddenCategory(Base):
+    """A category of the resident's record they hide from everyone but themselves (and
+    break-glass)."""
+
+    __tablename__ = "hidden_categories"
+    resident_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    category: Mapped[str] = mapped_column(String(12), primary_key=True)
+    hidden_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Notification(Base):
+    """A message to a resident (a break-glass access to their record, …)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_resident_at", "resident_id", "at"),)
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(String(400))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """One access to personal data, chained: ``hash`` = SM3(``prev_hash`` ‖ canonical entry).
+    A chain per resident (``chain`` = resident_id, or "-" for entries about no resident): the
+    chains shard with the resident and writers to different residents never wait for each
+    other.  Append-only: nothing updates or deletes a row (healthcard.platform.audit)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        UniqueConstraint("chain", "seq"),
+        Index("ix_audit_log_resident_at", "resident_id", "at"),
+    )
+    id: Mapped[int] = _big_id()
+    chain: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, … within the chain
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(40))
+    role: Mapped[str] = mapped_column(String(20))
+    institution_code: Mapped[str | None] = mapped_column(String(22))
+    resident_id: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(12))  # read | write | deny | break-glass | login
+    what: Mapped[str] = mapped_column(String(60))  # the resource / data category
+    why: Mapped[str] = mapped_column(String(200))  # the purpose or the relationship that allowed it
+    carrier: Mapped[str] = mapped_column(String(8))  # card | qr | login | terminal
+    outcome: Mapped[str] = mapped_column(String(8))  # allowed | denied
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The newest entry of each audit chain: writers lock it to append, the verifier checks a
+    chain ends where its head says (a deleted tail is found too)."""
+
+    __tablename__ = "audit_heads"
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 __all__ = [
     "LIVE_CARD",
     "OPEN_APPLICATION",
+    "Account",
+    "Allergy",
     "Application",
+    "AuditEntry",
+    "AuditHead",
     "Base",
     "Batch",
     "Card",
     "CardEvent",
+    "CardUse",
     "CollectionPoint",
     "Counter",
+    "Diagnosis",
+    "Encounter",
+    "HealthArchive",
+    "HiddenCategory",
     "HotListEntry",
     "HotListVersion",
+    "ImmunizationDose",
     "Institution",
+    "MatchCandidate",
+    "MergeEvent",
+    "Notification",
+    "Observation",
     "Operator",
+    "Prescription",
+    "PresenceGrant",
+    "Procedure",
     "Resident",
+    "ResidentIdentifier",
+    "Terminal",
     "UTCDateTime",
 ]
