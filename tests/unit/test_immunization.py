@@ -7,7 +7,18 @@ import datetime as dt
 import pytest
 
 from healthcard.errors import InvalidValue
-from healthcard.platform.immunization import DoseState, GivenDose, add_months, plan, schedule
+from healthcard.platform.immunization import (
+    OTHER_MAX_DOSE,
+    DoseState,
+    GivenDose,
+    add_months,
+    born_by,
+    max_dose,
+    plan,
+    schedule,
+    vaccine,
+    vaccines,
+)
 
 BIRTH = dt.date(2026, 1, 31)
 
@@ -84,3 +95,52 @@ def test_bad_dates_are_refused() -> None:
     with pytest.raises(InvalidValue) as caught:
         plan(dt.date(2027, 1, 1), [], dt.date(2026, 3, 1))
     assert caught.value.field == "birth_date"
+
+
+def test_vaccine_codes_cover_the_schedule_and_the_common_others() -> None:
+    table = {v.code: v for v in vaccines()}
+    assert len(table) == len(vaccines())  # no code twice
+    assert all(len(code) == 4 and code.isdigit() for code in table)
+    for dose in schedule():  # the schedule and the code table agree on names
+        assert (table[dose.code].name, table[dose.code].short) == (dose.vaccine, dose.short)
+    shorts = {v.short for v in vaccines()}
+    for other in ("Flu", "HPV", "RabV", "COVID-19", "VarV", "EV71", "PCV13", "PPV23", "Hib", "DT"):
+        assert other in shorts
+    assert vaccine("1903").name == "甲肝灭活疫苗"  # §10.3: the inactivated alternative
+    assert vaccine("0601").short == "DT"
+
+
+@pytest.mark.parametrize("code", ["9999", "", "201", "0201 ", None])
+def test_an_unknown_vaccine_code_is_refused(code: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        vaccine(code)
+    assert caught.value.field == "vaccine"
+
+
+def test_max_dose_comes_from_the_schedule() -> None:
+    assert max_dose("0101") == 1
+    assert max_dose("0201") == 3
+    assert max_dose("0402") == 5
+    assert max_dose("1901") == 1
+    assert max_dose("2801") == OTHER_MAX_DOSE == 5  # not in the schedule
+    with pytest.raises(InvalidValue):
+        max_dose("9999")
+
+
+@pytest.mark.parametrize(
+    ("today", "months", "latest"),
+    [
+        (dt.date(2026, 11, 24), 0, dt.date(2026, 11, 24)),
+        (dt.date(2026, 11, 24), 1, dt.date(2026, 10, 24)),
+        (dt.date(2026, 11, 24), 84, dt.date(2019, 11, 24)),
+        # 28 February: children born on 29, 30 and 31 January are all a month old
+        (dt.date(2026, 2, 28), 1, dt.date(2026, 1, 31)),
+        (dt.date(2026, 3, 30), 1, dt.date(2026, 2, 28)),
+        (dt.date(2027, 2, 28), 12, dt.date(2026, 2, 28)),
+        (dt.date(2025, 2, 28), 12, dt.date(2024, 2, 29)),
+    ],
+)
+def test_born_by_is_the_latest_birth_old_enough(today: dt.date, months: int, latest: dt.date) -> None:
+    assert born_by(today, months) == latest
+    assert add_months(latest, months) <= today
+    assert add_months(latest + dt.timedelta(days=1), months) > today
