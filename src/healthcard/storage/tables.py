@@ -119,7 +119,13 @@ class Resident(Base):
     """A person the card system knows, by ID document (the platform's MPI extends this)."""
 
     __tablename__ = "residents"
-    __table_args__ = (UniqueConstraint("id_type", "id_number"),)
+    __table_args__ = (
+        UniqueConstraint("id_type", "id_number"),
+        # the MPI's candidate search: same pinyin, same name, or same birth date and sex
+        Index("ix_residents_name_pinyin", "name_pinyin"),
+        Index("ix_residents_name", "name"),
+        Index("ix_residents_birth_date_sex", "birth_date", "sex"),
+    )
     resident_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     id_type: Mapped[str] = mapped_column(String(2))
     id_number: Mapped[str] = mapped_column(String(18))
@@ -322,6 +328,7 @@ class MatchCandidate(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     decided_by: Mapped[str | None] = mapped_column(String(40))
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(String(200))  # the reviewer's reason (a rejection)
 
 
 class MergeEvent(Base):

@@ -54,7 +54,7 @@ from healthcard.keys.certificates import (
     visit_digest,
     visit_tail,
 )
-from healthcard.keys.primitives import Algorithm
+from healthcard.keys.primitives import Algorithm, sm3
 from healthcard.keys.table import KEY_TABLE, Depth, KeySpec, KeyUse, maintenance_key
 from healthcard.terminal.hotlist import HotListHit, TerminalHotList
 from healthcard.terminal.records import (
@@ -647,6 +647,28 @@ class HealthCardTerminal:
         digest = visit_digest(kind, data)
         signature = self._sam(CommandAPDU(0x80, 0xF8, 0, 0, digest))
         return visit_tail(signature, self.sam_certificate())
+
+    def sign_challenge(self, nonce: bytes) -> tuple[bytes, bytes]:
+        """Log the terminal in to the platform: ``(SAM certificate, signature)`` where the
+        signature is the SAM's SM2 signature (default user id) of the 32-byte message
+        ``SM3(b"HEALTHCARD-TERMINAL-LOGIN" ‖ nonce)``, made by the SAM's sign command
+        ``80 F8 00 00 20 <digest>`` exactly as a visit record's (DECISIONS.md §19).
+
+        The context prefix keeps a login signature from ever being taken for a visit-record
+        signature (whose message is the SM3 of a record).  A terminal logs in at the start of
+        the day, often with no card in the slot, so when :meth:`open` has not run the SAM alone
+        is powered and unlocked with its PIN; the user card is not touched."""
+        if not isinstance(nonce, bytes) or not 8 <= len(nonce) <= 256:
+            raise InvalidValue("nonce", "the platform's challenge is 8 to 256 bytes")
+        if not self.sam.atr:  # no session: power the SAM only and unlock it, as open() does
+            self.sam_keys = key_info(self.sam.connect())
+            self._sam(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("3F00")))
+            self._sam(CommandAPDU(0x00, 0xA4, 0, 0, bytes.fromhex("DF01")))
+            self._sam(CommandAPDU(0x00, 0x20, 0, 0, bytes.fromhex(self.sam_pin)))
+            self._sam_certificate = None
+        digest = sm3(b"HEALTHCARD-TERMINAL-LOGIN" + nonce)
+        signature = self._sam(CommandAPDU(0x80, 0xF8, 0, 0, digest))
+        return self.sam_certificate(), signature
 
     def verify_visit(self, kind: str, slot: int, today: dt.date) -> Certificate:
         """Check a visit record's signature against the national roots of ``self.trust``;

@@ -107,6 +107,7 @@ def upgrade() -> None:
         sa.Column("received_at", healthcard.storage.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("decided_by", sa.String(length=40), nullable=True),
         sa.Column("decided_at", healthcard.storage.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mpi_candidates")),
         sa.UniqueConstraint("source", "local_id", name=op.f("uq_mpi_candidates_source")),
     )
@@ -401,12 +402,18 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("name_pinyin", sa.String(length=120), nullable=True))
         batch_op.add_column(sa.Column("merged_into", sa.String(length=32), nullable=True))
         batch_op.create_index(batch_op.f("ix_residents_area_code"), ["area_code"], unique=False)
+        batch_op.create_index("ix_residents_birth_date_sex", ["birth_date", "sex"], unique=False)
         batch_op.create_index(batch_op.f("ix_residents_merged_into"), ["merged_into"], unique=False)
+        batch_op.create_index("ix_residents_name", ["name"], unique=False)
+        batch_op.create_index("ix_residents_name_pinyin", ["name_pinyin"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("residents", schema=None) as batch_op:
+        batch_op.drop_index("ix_residents_name_pinyin")
+        batch_op.drop_index("ix_residents_name")
         batch_op.drop_index(batch_op.f("ix_residents_merged_into"))
+        batch_op.drop_index("ix_residents_birth_date_sex")
         batch_op.drop_index(batch_op.f("ix_residents_area_code"))
         batch_op.drop_column("merged_into")
         batch_op.drop_column("name_pinyin")
