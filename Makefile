@@ -25,9 +25,11 @@ $(TSTAMP): pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[test]'
 	touch $@ $(STAMP)
 
-## run: the scripted terminal demo on the embedded default (in-process cards)
+## run: the platform of a demo city (Zhengzhou) on the embedded default — SQLite, in-process
+## cards — seeded on first run; prints how to log in, then serves http://127.0.0.1:8000/docs
+## (the scripted card/terminal/card-centre walk-through is `.venv/bin/healthcard demo`)
 run: $(STAMP)
-	$(BIN)/healthcard demo
+	$(BIN)/healthcard serve --demo
 
 ## pcsc: install (as root) and start pcscd with the two vsmartcard-vpcd readers
 pcsc:
@@ -53,6 +55,7 @@ check: $(TSTAMP)
 ## bench: swipe and throughput figures (see docs/benchmarks.md)
 bench: $(TSTAMP)
 	bash scripts/pg-up.sh
+	bash scripts/bench-up.sh
 	bash scripts/pcsc-up.sh
 	bash scripts/hsm-up.sh
 	$(BIN)/python -m bench --write docs/benchmarks.md

@@ -6,14 +6,18 @@ concrete adapters chosen (SQLite or PostgreSQL, the key store and its KEK, the c
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from healthcard.clock import Clock, SystemClock
 from healthcard.issuance.cardcentre import CardCentre
 from healthcard.issuance.keycentre import KeyCentre
+from healthcard.keys.certificates import TrustStore
 from healthcard.keys.kek import Kek
 from healthcard.keys.keystore import KeyStore
+from healthcard.platform.node import Node
 from healthcard.settings import Settings
 from healthcard.storage.db import Database
 
@@ -24,9 +28,19 @@ class App:
     clock: Clock
     db: Database
     cards: CardCentre
+    node: Node = field(repr=False)
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def load_trust(settings: Settings) -> TrustStore:
+    """The national roots the platform trusts (public keys only): the trust file when there is
+    one, else none (terminals cannot register until the key centre exports its roots)."""
+    path = settings.trust_path
+    if not path.exists():
+        return TrustStore()
+    return TrustStore.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def bootstrap(
@@ -53,4 +67,7 @@ def bootstrap(
             raise RuntimeError("bootstrap() was given no KEK: the key store cannot be opened")
         return KeyCentre(KeyStore.open(settings.keystore_path, kek(), clock), clock)
 
-    return App(settings, clock, db, CardCentre(db, clock, open_centre))
+    # no secret configured: a fresh one, good for this process only (tests, one-off CLI calls)
+    secret = settings.token_secret or secrets.token_bytes(32)
+    node = Node(db, clock, token_secret=secret, trust=load_trust(settings))
+    return App(settings, clock, db, CardCentre(db, clock, open_centre), node)

@@ -9,6 +9,7 @@
     ├── NotFound                       no application / card / operator with that number
     ├── TransitionRefused              a life-cycle step not allowed from the current status
     ├── PermissionDenied               the operator's role may not do this
+    ├── NotAuthenticated               no valid login: wrong password, expired token, bad SAM signature
     ├── HotListed                      a terminal refuses a card on the hot list (黑名单)
     ├── HotListError                   a hot list that cannot be loaded (wrong base version, format)
     ├── StorageError                   the database is unreachable or not at the current schema
@@ -76,6 +77,12 @@ class TransitionRefused(HealthCardError):
 
 class PermissionDenied(HealthCardError):
     """The operator's role may not do this (e.g. a collection point cancelling a card)."""
+
+
+class NotAuthenticated(HealthCardError):
+    """The caller is not who it claims: a wrong password, a locked account, an expired or forged
+    token, a terminal whose SAM signature does not verify.  The message never says which of
+    username and password was wrong."""
 
 
 class HotListed(HealthCardError):

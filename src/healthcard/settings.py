@@ -7,6 +7,11 @@
 ``HEALTHCARD_KEYSTORE``        the key store file (``$HEALTHCARD_DATA_DIR/keys/keystore.json``)
 ``HEALTHCARD_KEK``             what protects the key store: ``passphrase`` or ``pkcs11``
 ``HEALTHCARD_OPERATOR``        the operator the CLI acts as (card centre staff, clerk, kiosk)
+``HEALTHCARD_TOKEN_SECRET``    the key that signs the API's access tokens (64 hex digits); held
+                               in the environment only — ``healthcard serve`` makes a fresh one
+                               for its workers when unset (every token then dies with the server)
+``HEALTHCARD_TRUST``           the national root public keys the platform trusts (SAM
+                               certificates of terminals): ``$HEALTHCARD_DATA_DIR/trust.json``
 =============================  ===============================================================
 """
 
@@ -38,6 +43,8 @@ class Settings:
     keystore: Path | None = None
     kek: str = "passphrase"
     operator: str | None = None
+    token_secret: bytes | None = None
+    trust: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -47,12 +54,24 @@ class Settings:
             raise InvalidValue("HEALTHCARD_KEK", f"{kek!r}: passphrase or pkcs11")
         url = env.get("HEALTHCARD_DATABASE_URL") or None
         store = env.get("HEALTHCARD_KEYSTORE")
+        secret = env.get("HEALTHCARD_TOKEN_SECRET") or None
+        token_secret = None
+        if secret is not None:
+            try:
+                token_secret = bytes.fromhex(secret)
+            except ValueError:
+                raise InvalidValue("HEALTHCARD_TOKEN_SECRET", "hex digits") from None
+            if len(token_secret) < 32:
+                raise InvalidValue("HEALTHCARD_TOKEN_SECRET", "at least 32 bytes (64 hex digits)")
+        trust = env.get("HEALTHCARD_TRUST")
         return cls(
             data_dir=Path(env.get("HEALTHCARD_DATA_DIR", "data")),
             database_url=normalise_url(url) if url else None,
             keystore=Path(store) if store else None,
             kek=kek,
             operator=env.get("HEALTHCARD_OPERATOR") or None,
+            token_secret=token_secret,
+            trust=Path(trust) if trust else None,
         )
 
     @property
@@ -63,3 +82,7 @@ class Settings:
     @property
     def keystore_path(self) -> Path:
         return self.keystore or self.data_dir / "keys" / "keystore.json"
+
+    @property
+    def trust_path(self) -> Path:
+        return self.trust or self.data_dir / "trust.json"

@@ -316,6 +316,7 @@ class CardCentre:
                     sex=app.sex,
                     birth_date=app.birth_date,
                     created_at=now,
+                    area_code=app.city_code,
                 )
                 uow.residents.add(resident)
             province = app.city_code[:2]

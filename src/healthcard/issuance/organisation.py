@@ -16,7 +16,9 @@ from healthcard.storage import tables as t
 from healthcard.storage.db import Database
 from healthcard.storage.uow import UnitOfWork
 
-KINDS = ("province-centre", "city-centre", "hospital")
+KINDS = ("province-centre", "city-centre", "hospital", "clinic", "cdc", "ncms-office")
+#: the five levels of medical institution (省 市 县 乡 村)
+LEVELS = ("province", "city", "county", "township", "village")
 #: the province card centres the demo and the tests set up
 PROVINCE_CENTRES = {"41": ("河南省卫生健康委员会", "410000"), "44": ("广东省卫生健康委员会", "440000")}
 
@@ -58,14 +60,23 @@ class Organisation:
             raise Duplicate(field, f"{key} exists already") from None
 
     def add_institution(
-        self, code: str, *, name: str, area: str, kind: str = "province-centre", issues: bool = True
+        self,
+        code: str,
+        *,
+        name: str,
+        area: str,
+        kind: str = "province-centre",
+        issues: bool = True,
+        level: str | None = None,
     ) -> None:
         if kind not in KINDS:
             raise InvalidValue("kind", f"{kind!r}: one of {', '.join(KINDS)}")
+        if level is not None and level not in LEVELS:
+            raise InvalidValue("level", f"{level!r}: one of {', '.join(LEVELS)}")
         if not code or len(code) > 22 or not code.isalnum():
             raise InvalidValue("code", f"{code!r}: up to 22 letters and digits (WS 218)")
         row = t.Institution(
-            code=code, name=_name(name), kind=kind, area_code=_area(area), issues_cards=issues
+            code=code, name=_name(name), kind=kind, area_code=_area(area), issues_cards=issues, level=level
         )
         with self.db.uow() as uow:
             if uow.reference.institution(code) is not None:

@@ -1,0 +1,57 @@
+"""The FastAPI application of a platform node.
+
+``create_app(app)`` serves an already wired :class:`~healthcard.bootstrap.App` (tests, the demo);
+``from_environment()`` is the factory uvicorn's workers call: each worker wires its own app from
+the ``HEALTHCARD_*`` settings (the token secret comes in the environment from ``healthcard
+serve``, so that every worker accepts the tokens of every other).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from healthcard import __version__
+from healthcard.api import problems
+from healthcard.api.routes import areas, audit, auth, fhir, residents, swipes, uploads
+from healthcard.api.tokens import Tokens
+from healthcard.bootstrap import App, bootstrap
+
+DESCRIPTION = """\
+The regional health information platform of a city (居民健康卡 · 区域卫生信息平台).
+
+* **Staff and residents** log in at `/v1/auth/token`; **terminals** log in with their SAM at
+  `/v1/auth/terminal/challenge` then `/v1/auth/terminal`.  Send the token as
+  `Authorization: Bearer …`.
+* Every read and write of a resident's data goes through one access policy and leaves an entry
+  in a hash-chained audit log that the resident can read (`/v1/residents/{id}/access-log`).
+* Errors are `{"code", "message", "field"}`.
+* FHIR R4 read views live under `/fhir`.
+"""
+
+
+def create_app(app: App) -> FastAPI:
+    api = FastAPI(
+        title="HealthCard platform",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    api.state.app = app
+    api.state.node = app.node
+    api.state.tokens = Tokens(app.node.token_secret)
+    problems.install(api)
+    for module in (auth, swipes, uploads, residents, areas, audit, fhir):
+        api.include_router(module.router)
+
+    @api.get("/health", tags=["ops"], summary="Liveness: the process answers")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return api
+
+
+def from_environment() -> FastAPI:
+    """uvicorn factory (``healthcard.api.app:from_environment``)."""
+    return create_app(bootstrap())
