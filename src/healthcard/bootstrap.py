@@ -70,4 +70,5 @@ def bootstrap(
     # no secret configured: a fresh one, good for this process only (tests, one-off CLI calls)
     secret = settings.token_secret or secrets.token_bytes(32)
     node = Node(db, clock, token_secret=secret, trust=load_trust(settings))
-    return App(settings, clock, db, CardCentre(db, clock, open_centre), node)
+    cards = CardCentre(db, clock, open_centre, card_data=node.card_data)
+    return App(settings, clock, db, cards, node)

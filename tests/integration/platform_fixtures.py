@@ -20,13 +20,14 @@ from healthcard.api.app import create_app
 from healthcard.bootstrap import App, bootstrap
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.sam import SamOS
-from healthcard.clock import FixedClock
+from healthcard.clock import FixedClock, local_date
 from healthcard.issuance.chips import SimulatedChips
 from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
 from healthcard.issuance.organisation import Organisation
 from healthcard.platform.access import Role
 from healthcard.settings import Settings
 from healthcard.storage.db import Database
+from healthcard.terminal import hotlist as hot
 from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import SimulatorTransport
 
@@ -49,12 +50,22 @@ class Platform:
     resident_id: str
     terminal_id: str
 
-    def terminal(self) -> HealthCardTerminal:
-        """The hospital's workstation (its SAM registered to HOSPITAL) with the card inserted."""
+    def terminal(self, *, with_hotlist: bool = False) -> HealthCardTerminal:
+        """The hospital's workstation (its SAM registered to HOSPITAL) with the card inserted;
+        ``with_hotlist``: having loaded Henan's current hot list, as a terminal does each day."""
+        listed = None
+        if with_hotlist:
+            listed = hot.TerminalHotList()
+            listed.load(
+                hot.encode(self.app.cards.hotlist("41")),
+                trust=self.key_centre.trust_store(),
+                today=local_date(self.clock),
+            )
         return HealthCardTerminal(
             SimulatorTransport(CardOS(self.chip)),
             SimulatorTransport(SamOS(self.sam)),
             trust=self.key_centre.trust_store(),
+            hotlist=listed,
         )
 
 

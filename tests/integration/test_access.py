@@ -64,7 +64,7 @@ def access(database: Database, clock: FixedClock) -> Access:
     return Access(database, clock, Audit(clock))
 
 
-def encounter(db: Database, resident_id: str, institution: str, status: str = "OPEN") -> None:
+def encounter(db: Database, resident_id: str, institution: str, status: str = "open") -> None:
     with db.uow() as uow:
         uow.session.add(
             t.Encounter(
@@ -176,7 +176,7 @@ def test_a_denial_before_any_query_is_written_at_once(database: Database, access
 
 # --- relationships ------------------------------------------------------------------------------
 def test_care_is_an_open_encounter_at_the_clinicians_institution(database: Database, access: Access) -> None:
-    encounter(database, "R1", ZHONGYUAN, status="CLOSED")
+    encounter(database, "R1", ZHONGYUAN, status="closed")
     denied(access, DR_WANG)
     encounter(database, "R1b", ZHONGYUAN)  # open, under the merged duplicate's id
     denied(access, DR_WANG)  # R1 alone does not reach it

@@ -57,7 +57,7 @@ def test_the_visit_end_to_end(platform: Platform) -> None:
     with (
         served(platform.app) as url,
         httpx.Client(base_url=url) as http,
-        platform.terminal() as terminal,
+        platform.terminal(with_hotlist=True) as terminal,
         PlatformClient(url) as client,
     ):
         client.login(terminal, platform.terminal_id)
@@ -279,3 +279,52 @@ def test_offline_clinic_uploads_exactly_once(platform: Platform, tmp_path: Path)
                 assert created is False and encounter_id > 0
             assert count(platform, t.Encounter, resident_id=platform.resident_id) == 20
             assert count(platform, t.CardUse, resident_id=platform.resident_id) == 20
+
+
+def test_an_open_visit_outlasts_the_grant_and_closing_it_ends_the_access(platform: Platform) -> None:
+    """(b) of the policy: an open encounter at the clinician's institution is a tie of its own."""
+    rid = platform.resident_id
+    with (
+        served(platform.app) as url,
+        httpx.Client(base_url=url) as http,
+        platform.terminal() as terminal,
+        PlatformClient(url) as client,
+    ):
+        client.login(terminal, platform.terminal_id)
+        client.swipe(CARD, platform.chip_serial)
+        doctor = login(http, "dr-wang")
+        eid = http.post(
+            f"/v1/residents/{rid}/encounters", json={"department": "内科"}, headers=doctor
+        ).json()["id"]
+        platform.clock.advance(dt.timedelta(hours=25))  # the presence grant is gone
+        doctor = login(http, "dr-wang")
+        assert http.get(f"/v1/residents/{rid}/encounters", headers=doctor).status_code == 200
+        closed = http.post(f"/v1/residents/{rid}/encounters/{eid}/close", json={}, headers=doctor)
+        assert closed.status_code == 200, closed.text
+        assert http.get(f"/v1/residents/{rid}/encounters", headers=doctor).status_code == 403
+
+
+def test_a_replacement_card_is_rebuilt_from_the_platform(platform: Platform) -> None:
+    """Flow 5: the platform's allergies and alerts, not the old application's, go on the new chip."""
+    from healthcard.issuance.chips import SimulatedChips
+    from healthcard.platform.access import Actor, Carrier, Role
+
+    node = platform.app.node
+    terminal_actor = Actor(
+        platform.terminal_id, Role.TERMINAL, institution_code=HOSPITAL, carrier=Carrier.CARD
+    )
+    node.swipe(terminal_actor, card_number=CARD, chip_serial=platform.chip_serial)
+    doctor = Actor("dr-wang", Role.CLINICIAN, institution_code=HOSPITAL)
+    node.add_allergy(doctor, platform.resident_id, allergen="头孢类", reaction="荨麻疹", severity="moderate")
+    node.put_archive(doctor, platform.resident_id, alerts={"diabetes": True}, other_alert="2型糖尿病")
+    platform.app.cards.report_lost("clerk-41", CARD, "lost at the market")
+    chips = SimulatedChips()
+    new = platform.app.cards.replace("admin-41", CARD, chips, "lost")
+    state = chips.delivered[bytes.fromhex(new.chip_serial)]
+    from .cardcentre_fixtures import terminal_for
+
+    with terminal_for(platform.key_centre, state) as reader:
+        allergens = {a.allergen for a in reader.read_allergies()}
+        alerts = reader.read_medical_alerts()
+    assert {"青霉素", "头孢类"} <= allergens
+    assert alerts.flags["diabetes"] is True and alerts.other == "2型糖尿病"

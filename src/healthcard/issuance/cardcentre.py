@@ -190,6 +190,10 @@ class _Job:
     contents: CardContents
 
 
+#: (unit of work, resident id, the card's original application) → the replacement's contents
+CardData = Callable[[UnitOfWork, str, Application], Application]
+
+
 class CardCentre:
     """The card management service.  ``keys`` gives the key centre (opened only when a card is
     personalised or a hot list signed: most operations need no key store)."""
@@ -204,6 +208,7 @@ class CardCentre:
         validity_years: int = VALIDITY_YEARS,
         new_id: Callable[[], str] = lambda: secrets.token_hex(16),
         lease: dt.timedelta = LEASE,
+        card_data: CardData | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -213,6 +218,8 @@ class CardCentre:
         self.validity_years = validity_years
         self.new_id = new_id
         self.lease = lease
+        #: what a replacement chip carries, from the platform's records (wired by bootstrap)
+        self.card_data = card_data
         #: who personalises: a crashed run is told from one in flight by this (host, process)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -849,9 +856,11 @@ class CardCentre:
         return row.number
 
     def on_card_data(self, uow: UnitOfWork, card: t.Card, application: t.Application) -> Application:
-        """What the replacement chip carries: the resident's on-card data as the platform holds it.
-        (Until the platform keeps records, that is the application the card was made from.)"""
-        return Application.from_json(application.data)
+        """What the replacement chip carries: the resident's on-card data as the platform holds it
+        (``card_data``, in the same transaction); without a platform, the application the card
+        was made from."""
+        base = Application.from_json(application.data)
+        return base if self.card_data is None else self.card_data(uow, card.resident_id, base)
 
     def expire_due(self, operator_id: str) -> int:
         """Mark every ISSUED / ACTIVE card past its validity date EXPIRED; how many."""

@@ -494,7 +494,8 @@ class Access:
         e = t.Encounter
         open_here = uow.session.execute(
             select(e.id)
-            .where(e.resident_id.in_(ids), e.institution_code == actor.institution_code, e.status == "OPEN")
+            # "open": records.EncounterStatus.OPEN (records imports this module, not the reverse)
+            .where(e.resident_id.in_(ids), e.institution_code == actor.institution_code, e.status == "open")
             .limit(1)
         ).first()
         return open_here is not None or any(source(uow, actor, ids, now) for source in self.care)

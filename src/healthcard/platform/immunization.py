@@ -54,6 +54,8 @@ from healthcard.storage.uow import UnitOfWork
 GRACE_DAYS = 30
 #: the schedule ends at 6 years: a "child" of the due lists and coverage is younger than 7
 CHILD_MONTHS = 84
+#: missed doses are caught up (补种) until the 14th birthday; older residents have no child plan
+CATCH_UP_MONTHS = 168
 #: the highest dose number accepted for a vaccine outside the schedule (rabies: 5 doses, Essen)
 OTHER_MAX_DOSE = 5
 
@@ -373,6 +375,8 @@ class Immunizations:
         if resident is None:
             raise NotFound("resident", resident_id)
         today = today or local_date(self._clock)
+        if resident.birth_date <= add_months(today, -CATCH_UP_MONTHS):
+            return []  # the child schedule ends with the catch-up age: an adult has no plan here
         given = _given_by_owner(uow.session, [resident_id]).get(resident_id, [])
         return plan(resident.birth_date, _usable(given, resident.birth_date, today), today)
 

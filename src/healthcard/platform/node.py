@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from healthcard.clock import Clock, local_date
 from healthcard.errors import HotListed, InvalidValue, NotFound, PermissionDenied
+from healthcard.issuance.application import Application
 from healthcard.keys.certificates import TrustStore
 from healthcard.platform import records as rec
 from healthcard.platform.access import Access, Action, Actor, Category, Role
@@ -130,6 +131,11 @@ class Node:
             view = self.mpi.person(uow, ids[0])
             uow.commit()
             return view
+
+    def card_data(self, uow: UnitOfWork, resident_id: str, base: Application) -> Application:
+        """What a replacement chip carries (the card centre calls this inside its transaction):
+        the platform's DF02 data for the person over the original application."""
+        return self.records.card_application(uow, self.mpi.survivor(uow, resident_id), base)
 
     # --- the swipe -----------------------------------------------------------------------------
     def swipe(

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from healthcard.card.profile import ALERT_FLAGS, visit_item
@@ -61,7 +61,7 @@ from healthcard.issuance.application import (
 from healthcard.issuance.identity import area
 from healthcard.platform import icd10
 from healthcard.platform.access import Carrier, Sensitivity
-from healthcard.platform.immunization import schedule
+from healthcard.platform.immunization import vaccines
 from healthcard.storage.tables import (
     Allergy,
     Diagnosis,
@@ -242,6 +242,7 @@ class ArchiveView:
     history: list[Any]
     family_history: list[Any]
     updated_at: dt.datetime
+    updated_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -666,6 +667,7 @@ def _archive_view(row: HealthArchive) -> ArchiveView:
         history=list(row.history or []),
         family_history=list(row.family_history or []),
         updated_at=row.updated_at,
+        updated_by=row.updated_by,
     )
 
 
@@ -779,7 +781,8 @@ def _views(uow: UnitOfWork, resident_ids: Sequence[str], rows: Sequence[Any]) ->
 
 
 def _vaccine_names() -> dict[str, str]:
-    return {dose.code: dose.vaccine for dose in schedule()}
+    """Every vaccine code the platform knows (the schedule's and the others: flu, PPV23 …)."""
+    return {v.code: v.name for v in vaccines()}
 
 
 # --- the service ----------------------------------------------------------------------------------
@@ -885,6 +888,7 @@ class Records:
         if archive_number is not None:
             row.archive_number = archive_number
         row.updated_at = now
+        row.updated_by = by
         uow.session.flush()
         return _archive_view(row)
 
@@ -1082,6 +1086,62 @@ class Records:
             )
         return view
 
+    def import_encounters(self, uow: UnitOfWork, visits: Sequence[tuple[str, EncounterIn]]) -> int:
+        """Past visits in bulk (a legacy HIS's history, the demo city): each checked exactly as
+        :meth:`record_encounter` checks an upload — the first refusal refuses the lot, nothing
+        written — then inserted in a few multi-row statements instead of a flush per visit.
+        Numbers come from the institutions' counters (one ``take`` per institution and kind);
+        each visit is CLOSED with the category of its most sensitive diagnosis.  No
+        idempotency: an import is run once (the caller knows what it already imported)."""
+        if not visits:
+            return 0
+        for resident_id, _ in visits:
+            self._resident(uow, resident_id)
+        check = _Check(self.clock.now())
+        checked = [(resident_id, _check_encounter(uow, check, data)) for resident_id, data in visits]
+        unnumbered: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for _, c in checked:
+            if c.encounter["number"] is None:
+                prefix = _PREFIX[EncounterKind(c.encounter["kind"])]
+                unnumbered[(prefix, c.encounter["institution_code"])].append(c.encounter)
+        for (prefix, institution), heads in unnumbered.items():
+            first = uow.counters.take(f"encounter-{prefix}:{institution}", len(heads))
+            for n, head in enumerate(heads):
+                head["number"] = f"{prefix}{first + n:012d}"
+        now = self.clock.now()
+        rows = [
+            {
+                **c.encounter,
+                "resident_id": resident_id,
+                "status": EncounterStatus.CLOSED.value,
+                "category": _most_sensitive(d["category"] for d in c.diagnoses),
+                "created_at": now,
+            }
+            for resident_id, c in checked
+        ]
+        ids = uow.session.scalars(
+            insert(Encounter).returning(Encounter.id, sort_by_parameter_order=True), rows
+        ).all()
+        items: dict[Any, list[dict[str, Any]]] = {
+            Diagnosis: [],
+            Observation: [],
+            Prescription: [],
+            Procedure: [],
+        }
+        for encounter_id, row, (resident_id, c) in zip(ids, rows, checked, strict=True):
+            common = {"resident_id": resident_id, "encounter_id": encounter_id}
+            items[Diagnosis] += [{**common, **d} for d in c.diagnoses]
+            for table, found in (
+                (Observation, c.observations),
+                (Prescription, c.prescriptions),
+                (Procedure, c.procedures),
+            ):
+                items[table] += [{**common, **item, "category": row["category"]} for item in found]
+        for table, found in items.items():
+            if found:
+                uow.session.execute(insert(table), found)
+        return len(ids)
+
     def encounter(self, uow: UnitOfWork, resident_ids: Sequence[str], encounter_id: int) -> EncounterView:
         query = _encounter_query(resident_ids, frozenset()).where(Encounter.id == encounter_id)
         rows = list(uow.session.execute(query))
@@ -1192,15 +1252,20 @@ class Records:
             )
             if archive.archive_number:
                 changes["health_record_number"] = archive.archive_number
+        # an allergy or a dose the old card carried but the platform never heard of stays: the
+        # platform's come first (newest first), then the card's own, as many as the files hold
         if summary.allergies:
-            changes["allergies"] = [
+            allergies = [
                 (_fit(a.allergen, ALLERGEN_BYTES), _fit(a.reaction, REACTION_BYTES))
-                for a in summary.allergies[:MAX_ALLERGIES]
+                for a in summary.allergies
             ]
+            known = {allergen for allergen, _ in allergies}
+            allergies += [(a, r) for a, r in base.allergies if a not in known]
+            changes["allergies"] = allergies[:MAX_ALLERGIES]
         if summary.immunizations:
-            changes["immunizations"] = [
-                (_fit(name, VACCINE_BYTES), day) for _code, name, _dose, day in summary.immunizations
-            ]
+            doses = [(_fit(name, VACCINE_BYTES), day) for _code, name, _dose, day in summary.immunizations]
+            doses += [d for d in base.immunizations if d not in doses]
+            changes["immunizations"] = doses[:MAX_IMMUNIZATIONS]
         return replace(base, **changes)
 
     # --- helpers --------------------------------------------------------------------------------

@@ -360,6 +360,7 @@ class HealthArchive(Base):
     family_history: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str | None] = mapped_column(String(40))
 
 
 class Encounter(Base):

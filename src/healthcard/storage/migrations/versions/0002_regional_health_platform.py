@@ -240,6 +240,7 @@ def upgrade() -> None:
         sa.Column("family_history", sa.JSON(), nullable=False),
         sa.Column("created_at", healthcard.storage.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", healthcard.storage.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=40), nullable=True),
         sa.ForeignKeyConstraint(
             ["resident_id"], ["residents.resident_id"], name=op.f("fk_health_archives_resident_id_residents")
         ),
