@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -25,6 +25,11 @@ from healthcard.card.cos import CardOS
 from healthcard.keys.kek import DEFAULT_MODULE, create_pkcs11_kek
 from healthcard.storage.db import Database
 from healthcard.terminal.vpcd import VpcdBridge
+
+if TYPE_CHECKING:
+    from healthcard.issuance.keycentre import KeyCentre
+
+    from .platform_fixtures import Platform
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
@@ -305,12 +310,11 @@ def pg_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a fresh schema in the run's PostgreSQL scratch
-    database (as a SQLAlchemy URL whose connections use that schema)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'healthcard.db'}"
+def scratch_database_url(request: pytest.FixtureRequest, kind: str, folder: Path) -> Iterator[str]:
+    """An empty database: a SQLite file in ``folder``, or a fresh schema in the run's PostgreSQL
+    scratch database (as a SQLAlchemy URL whose connections use that schema), dropped after."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'healthcard.db'}"
         return
     import secrets
 
@@ -329,6 +333,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database per test, on each of the two databases."""
+    yield from scratch_database_url(request, request.param, tmp_path)
+
+
 @pytest.fixture
 def database(database_url: str) -> Iterator[Database]:
     """The database at the current schema (``healthcard db upgrade``)."""
@@ -338,3 +348,27 @@ def database(database_url: str) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+# --- a platform node (tests of the API and the visit flow) -----------------------------------------
+@pytest.fixture(scope="module")
+def platform_keys(tmp_path_factory: pytest.TempPathFactory) -> KeyCentre:
+    """A key centre for the module (slow to make): national root, Henan's and Guangdong's keys."""
+    from .cardcentre_fixtures import make_key_centre
+
+    return make_key_centre(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture
+def platform(database_url: str, platform_keys: KeyCentre, tmp_path: Path) -> Iterator[Platform]:
+    """A wired node on the test database: 张三 with an active card, staff, a registered terminal."""
+    from healthcard.clock import FixedClock
+
+    from .cardcentre_fixtures import NOW
+    from .platform_fixtures import make_platform
+
+    made = make_platform(database_url, platform_keys, FixedClock(NOW), tmp_path)
+    try:
+        yield made
+    finally:
+        made.app.close()

@@ -5,8 +5,6 @@ that ``make test`` stays quick; ``make soak`` (issue 9) runs it longer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,27 +13,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from healthcard.api.app import create_app
-from healthcard.clock import FixedClock
-from healthcard.issuance.keycentre import KeyCentre
 
-from .cardcentre_fixtures import NOW, make_key_centre
-from .platform_fixtures import CARD, PASSWORD, Platform, make_platform
+from .platform_fixtures import CARD, PASSWORD, Platform
 
 EXAMPLES = 25
-
-
-@pytest.fixture(scope="module")
-def key_centre(tmp_path_factory: pytest.TempPathFactory) -> KeyCentre:
-    return make_key_centre(tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture
-def platform(database_url: str, key_centre: KeyCentre, tmp_path: Path) -> Iterator[Platform]:
-    made = make_platform(database_url, key_centre, FixedClock(NOW), tmp_path)
-    try:
-        yield made
-    finally:
-        made.app.close()
 
 
 @pytest.fixture

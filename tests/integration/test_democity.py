@@ -6,7 +6,6 @@ that resolve, terminals that are registered — and that a second start adds not
 from __future__ import annotations
 
 import io
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from healthcard.settings import Settings
 from healthcard.storage import tables as t
 
 from .cardcentre_fixtures import NOW
+from .conftest import scratch_database_url
 
 RESIDENTS = 60
 PASSPHRASE = "democity-tests"
@@ -56,31 +56,10 @@ class City:
         return next(r for r in self.logins.rows if r.kind == kind)
 
 
-def _database_url(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
-    """As the ``database_url`` fixture, for a whole module: a SQLite file, or a schema of its own
-    in the run's PostgreSQL scratch database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{folder / 'healthcard.db'}"
-        return
-    import psycopg
-
-    from healthcard.settings import normalise_url
-
-    url = request.getfixturevalue("pg_database")
-    schema = f"t_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield normalise_url(f"{url}?options=-csearch_path%3D{schema}")
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
     folder = tmp_path_factory.mktemp(f"democity-{request.param}")
-    for url in _database_url(request, folder):
+    for url in scratch_database_url(request, request.param, folder):
         settings = Settings(data_dir=folder / "data", database_url=url)
         clock = FixedClock(NOW)
         out = io.StringIO()

@@ -6,36 +6,19 @@ sees the clinician in "who looked".  Then the refusals, and the offline clinic."
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
-from healthcard.clock import FixedClock, local_date
-from healthcard.issuance.keycentre import KeyCentre
+from healthcard.clock import local_date
 from healthcard.storage import tables as t
 from healthcard.terminal.platform import PlatformClient, upload_payload
 from healthcard.terminal.uplink import UploadQueue
 
-from .cardcentre_fixtures import NOW, make_key_centre
-from .platform_fixtures import CARD, HOSPITAL, OTHER, PASSWORD, Platform, free_port, make_platform, served
-
-
-@pytest.fixture(scope="module")
-def key_centre(tmp_path_factory: pytest.TempPathFactory) -> KeyCentre:
-    return make_key_centre(tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture
-def platform(database_url: str, key_centre: KeyCentre, tmp_path: Path) -> Iterator[Platform]:
-    made = make_platform(database_url, key_centre, FixedClock(NOW), tmp_path)
-    try:
-        yield made
-    finally:
-        made.app.close()
+from .cardcentre_fixtures import NOW
+from .platform_fixtures import CARD, HOSPITAL, OTHER, PASSWORD, Platform, free_port, served
 
 
 def login(http: httpx.Client, username: str) -> dict[str, str]:

@@ -19,7 +19,8 @@ The visit flow (ARCHITECTURE.md §6 flow 2)::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -30,11 +31,20 @@ from healthcard.errors import HotListed, InvalidValue, NotFound, PermissionDenie
 from healthcard.issuance.application import Application
 from healthcard.keys.certificates import TrustStore
 from healthcard.platform import records as rec
-from healthcard.platform.access import Access, Action, Actor, Category, Role
+from healthcard.platform.access import (
+    Access,
+    Action,
+    Actor,
+    Category,
+    Decision,
+    GrantView,
+    NotificationView,
+    Role,
+)
 from healthcard.platform.accounts import Accounts
-from healthcard.platform.audit import Audit
-from healthcard.platform.immunization import Immunizations
-from healthcard.platform.mpi import Mpi
+from healthcard.platform.audit import Audit, AuditView, VerifyReport
+from healthcard.platform.immunization import CoverageRow, DoseStatus, DoseView, DueEntry, Immunizations
+from healthcard.platform.mpi import CandidateView, MergeView, Mpi, PersonView
 from healthcard.platform.terminals import Terminals
 from healthcard.storage import tables as t
 from healthcard.storage.db import Database
@@ -90,6 +100,25 @@ class Node:
         """The person's ids: the survivor first, then every resident merged into it."""
         return self.mpi.linked_ids(uow, self.mpi.survivor(uow, resident_id))
 
+    @contextmanager
+    def _record(
+        self,
+        actor: Actor,
+        resident_id: str,
+        category: Category,
+        action: Action = Action.READ,
+        *,
+        what: str,
+        why: str = "",
+    ) -> Iterator[tuple[UnitOfWork, list[str], Decision]]:
+        """One transaction on a person's record: the person's ids (survivor first), the policy's
+        decision (audited with the work, or a refusal audited on its own), commit at the end."""
+        with self.db.uow() as uow:
+            ids = self._ids(uow, resident_id)
+            decision = self.access.check(uow, actor, ids, category, action, what=what, why=why)
+            yield uow, ids, decision
+            uow.commit()
+
     def _card(self, uow: UnitOfWork, card_number: str, chip_serial: str, *, live: bool) -> t.Card:
         """The card row of ``card_number`` whose chip is ``chip_serial``.  ``live``: the chip must
         be the card's current, usable chip (a swipe); otherwise any chip the number ever had (an
@@ -124,13 +153,9 @@ class Node:
             uow.commit()
             return resident_id
 
-    def person(self, actor: Actor, resident_id: str) -> object:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.DEMOGRAPHICS, what="person")
-            view = self.mpi.person(uow, ids[0])
-            uow.commit()
-            return view
+    def person(self, actor: Actor, resident_id: str) -> PersonView:
+        with self._record(actor, resident_id, Category.DEMOGRAPHICS, what="person") as (uow, ids, _):
+            return self.mpi.person(uow, ids[0])
 
     def card_data(self, uow: UnitOfWork, resident_id: str, base: Application) -> Application:
         """What a replacement chip carries (the card centre calls this inside its transaction):
@@ -183,66 +208,42 @@ class Node:
 
     # --- reading the record --------------------------------------------------------------------
     def summary(self, actor: Actor, resident_id: str) -> rec.SummaryView:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            decision = self.access.check(uow, actor, ids, Category.SUMMARY, what="summary")
-            view = self.records.summary(uow, ids, hidden=decision.hidden)
-            uow.commit()
-            return view
+        with self._record(actor, resident_id, Category.SUMMARY, what="summary") as (uow, ids, decision):
+            return self.records.summary(uow, ids, hidden=decision.hidden)
 
     def archive(self, actor: Actor, resident_id: str) -> rec.ArchiveView | None:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.ARCHIVE, what="archive")
-            view = self.records.archive(uow, ids[0])
-            uow.commit()
-            return view
+        with self._record(actor, resident_id, Category.ARCHIVE, what="archive") as (uow, ids, _):
+            return self.records.archive(uow, ids[0])
 
     def encounters(
         self, actor: Actor, resident_id: str, *, kind: str | None = None, limit: int = 50
     ) -> list[rec.EncounterView]:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            decision = self.access.check(uow, actor, ids, Category.ENCOUNTERS, what="encounters")
-            views = self.records.encounters(uow, ids, hidden=decision.hidden, kind=kind, limit=limit)
-            uow.commit()
-            return views
+        with self._record(actor, resident_id, Category.ENCOUNTERS, what="encounters") as (uow, ids, decision):
+            return self.records.encounters(uow, ids, hidden=decision.hidden, kind=kind, limit=limit)
 
     def encounter(self, actor: Actor, resident_id: str, encounter_id: int) -> rec.EncounterView:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            decision = self.access.check(
-                uow, actor, ids, Category.ENCOUNTERS, what=f"encounter {encounter_id}"
-            )
+        what = f"encounter {encounter_id}"
+        with self._record(actor, resident_id, Category.ENCOUNTERS, what=what) as (uow, ids, decision):
             view = self.records.encounter(uow, ids, encounter_id)
             if view.category in decision.hidden:
                 raise NotFound("encounter", str(encounter_id))  # hidden: as if it were not there
-            uow.commit()
             return view
 
     def allergies(self, actor: Actor, resident_id: str) -> list[rec.AllergyView]:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.SUMMARY, what="allergies")
-            views = self.records.allergies(uow, ids)
-            uow.commit()
-            return views
+        with self._record(actor, resident_id, Category.SUMMARY, what="allergies") as (uow, ids, _):
+            return self.records.allergies(uow, ids)
 
-    def doses(self, actor: Actor, resident_id: str) -> list[object]:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.IMMUNIZATION, what="immunizations")
-            views: list[object] = list(self.immunizations.doses(uow, ids))
-            uow.commit()
-            return views
+    def doses(self, actor: Actor, resident_id: str) -> list[DoseView]:
+        with self._record(actor, resident_id, Category.IMMUNIZATION, what="immunizations") as (uow, ids, _):
+            return self.immunizations.doses(uow, ids)
 
-    def vaccination_plan(self, actor: Actor, resident_id: str) -> list[object]:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.IMMUNIZATION, what="vaccination plan")
-            plan: list[object] = list(self.immunizations.plan_for(uow, ids[0], local_date(self.clock)))
-            uow.commit()
-            return plan
+    def vaccination_plan(self, actor: Actor, resident_id: str) -> list[DoseStatus]:
+        with self._record(actor, resident_id, Category.IMMUNIZATION, what="vaccination plan") as (
+            uow,
+            ids,
+            _,
+        ):
+            return self.immunizations.plan_for(uow, ids[0], local_date(self.clock))
 
     # --- writing the record --------------------------------------------------------------------
     def _at_own_institution(self, actor: Actor, data: rec.EncounterIn) -> rec.EncounterIn:
@@ -255,38 +256,47 @@ class Node:
             )
         return replace(data, institution_code=actor.institution_code)
 
-    def put_archive(self, actor: Actor, resident_id: str, **fields: object) -> rec.ArchiveView:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.ARCHIVE, Action.WRITE, what="archive")
-            view = self.records.put_archive(uow, ids[0], by=actor.id, **fields)  # type: ignore[arg-type]
-            uow.commit()
-            return view
+    def put_archive(self, actor: Actor, resident_id: str, **fields: Any) -> rec.ArchiveView:
+        with self._record(actor, resident_id, Category.ARCHIVE, Action.WRITE, what="archive") as (
+            uow,
+            ids,
+            _,
+        ):
+            return self.records.put_archive(uow, ids[0], by=actor.id, **fields)
 
     def add_allergy(
         self, actor: Actor, resident_id: str, *, allergen: str, reaction: str, severity: str | None = None
     ) -> rec.AllergyView:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.SUMMARY, Action.WRITE, what="allergy")
-            view = self.records.add_allergy(
+        with self._record(actor, resident_id, Category.SUMMARY, Action.WRITE, what="allergy") as (
+            uow,
+            ids,
+            _,
+        ):
+            return self.records.add_allergy(
                 uow, ids[0], allergen=allergen, reaction=reaction, severity=severity, by=actor.id
             )
-            uow.commit()
-            return view
 
     def open_encounter(self, actor: Actor, resident_id: str, data: rec.EncounterIn) -> rec.EncounterView:
         data = self._at_own_institution(actor, data)
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(
-                uow, actor, ids, Category.ENCOUNTERS, Action.WRITE, what="encounter", why="open"
-            )
-            if data.clinician is None and actor.role == Role.CLINICIAN:
-                data = replace(data, clinician=actor.id)
-            view = self.records.open_encounter(uow, ids[0], data)
-            uow.commit()
-            return view
+        if data.clinician is None and actor.role == Role.CLINICIAN:
+            data = replace(data, clinician=actor.id)
+        with self._record(
+            actor, resident_id, Category.ENCOUNTERS, Action.WRITE, what="encounter", why="open"
+        ) as (uow, ids, _):
+            return self.records.open_encounter(uow, ids[0], data)
+
+    @contextmanager
+    def _own_encounter(
+        self, actor: Actor, resident_id: str, encounter_id: int, why: str
+    ) -> Iterator[tuple[UnitOfWork, list[str]]]:
+        """Writing to an encounter: allowed to write the person's encounters, and the encounter
+        is one of the caller's own institution."""
+        with self._record(
+            actor, resident_id, Category.ENCOUNTERS, Action.WRITE, what=f"encounter {encounter_id}", why=why
+        ) as (uow, ids, _):
+            if self.records.encounter(uow, ids, encounter_id).institution_code != actor.institution_code:
+                raise PermissionDenied(f"encounter {encounter_id} is another institution's")
+            yield uow, ids
 
     def add_items(
         self,
@@ -299,19 +309,8 @@ class Node:
         prescriptions: Sequence[rec.PrescriptionIn] = (),
         procedures: Sequence[rec.ProcedureIn] = (),
     ) -> rec.EncounterView:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(
-                uow,
-                actor,
-                ids,
-                Category.ENCOUNTERS,
-                Action.WRITE,
-                what=f"encounter {encounter_id}",
-                why="record",
-            )
-            self._own_encounter(uow, actor, ids, encounter_id)
-            view = self.records.add_items(
+        with self._own_encounter(actor, resident_id, encounter_id, "record") as (uow, ids):
+            return self.records.add_items(
                 uow,
                 ids[0],
                 encounter_id,
@@ -320,24 +319,12 @@ class Node:
                 prescriptions=tuple(prescriptions),
                 procedures=tuple(procedures),
             )
-            uow.commit()
-            return view
-
-    def _own_encounter(self, uow: UnitOfWork, actor: Actor, ids: Sequence[str], encounter_id: int) -> None:
-        view = self.records.encounter(uow, ids, encounter_id)
-        if view.institution_code != actor.institution_code:
-            raise PermissionDenied(f"encounter {encounter_id} is another institution's")
 
     def card_record(self, actor: Actor, resident_id: str, encounter_id: int) -> dict[str, str | int]:
         """The ED item values the terminal writes to the card for this encounter."""
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(
-                uow, actor, ids, Category.ENCOUNTERS, what=f"encounter {encounter_id}", why="card"
-            )
-            view = self.records.encounter(uow, ids, encounter_id)
-            uow.commit()
-            return rec.card_record(view)
+        what = f"encounter {encounter_id}"
+        with self._record(actor, resident_id, Category.ENCOUNTERS, what=what, why="card") as (uow, ids, _):
+            return rec.card_record(self.records.encounter(uow, ids, encounter_id))
 
     def close_encounter(
         self,
@@ -351,19 +338,8 @@ class Node:
     ) -> rec.EncounterView:
         if card_slot is not None and not 1 <= card_slot <= 5:
             raise InvalidValue("card_slot", "the card keeps outpatient records in ED01 to ED05")
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(
-                uow,
-                actor,
-                ids,
-                Category.ENCOUNTERS,
-                Action.WRITE,
-                what=f"encounter {encounter_id}",
-                why="close",
-            )
-            self._own_encounter(uow, actor, ids, encounter_id)
-            view = self.records.close_encounter(
+        with self._own_encounter(actor, resident_id, encounter_id, "close") as (uow, ids):
+            return self.records.close_encounter(
                 uow,
                 ids[0],
                 encounter_id,
@@ -371,8 +347,6 @@ class Node:
                 payment_method=payment_method,
                 card_slot=card_slot,
             )
-            uow.commit()
-            return view
 
     def upload(self, actor: Actor, upload: Upload) -> tuple[rec.EncounterView, bool]:
         """A visit an offline terminal recorded: stored once per ``upload_key``.  A repeat returns
@@ -422,16 +396,17 @@ class Node:
         given_on: dt.date,
         lot: str = "",
         institution_code: str | None = None,
-    ) -> object:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(
-                uow, actor, ids, Category.IMMUNIZATION, Action.WRITE, what=f"dose {vaccine}/{dose}"
-            )
-            where = institution_code or actor.institution_code
-            if not where:
-                raise InvalidValue("institution_code", "which institution gave the dose")
-            view = self.immunizations.record(
+    ) -> DoseView:
+        where = institution_code or actor.institution_code
+        if not where:
+            raise InvalidValue("institution_code", "which institution gave the dose")
+        what = f"dose {vaccine}/{dose}"
+        with self._record(actor, resident_id, Category.IMMUNIZATION, Action.WRITE, what=what) as (
+            uow,
+            ids,
+            _,
+        ):
+            return self.immunizations.record(
                 uow,
                 resident_id=ids[0],
                 vaccine=vaccine,
@@ -441,8 +416,6 @@ class Node:
                 institution_code=where,
                 by=actor.id,
             )
-            uow.commit()
-            return view
 
     def _area(self, actor: Actor, area_code: str) -> None:
         if not (area_code.isdigit() and len(area_code) in (2, 4, 6)):
@@ -453,66 +426,50 @@ class Node:
             return
         raise PermissionDenied(f"area {area_code} is not in your area")
 
-    def due_in_area(self, actor: Actor, area_code: str) -> list[object]:
+    def due_in_area(self, actor: Actor, area_code: str) -> list[DueEntry]:
         """Children of an area due or overdue for a dose: public health of that area only; one
         audit entry for the list (a population query, about no single resident)."""
         self._area(actor, area_code)
         with self.db.uow() as uow:
-            entries: list[object] = list(
-                self.immunizations.due_in_area(uow, area_code, today=local_date(self.clock))
-            )
+            entries = self.immunizations.due_in_area(uow, area_code, today=local_date(self.clock))
             self.audit.record(
                 uow, actor, action="read", what=f"due list {area_code}", why="public health", resident_id=None
             )
             uow.commit()
             return entries
 
-    def coverage(self, actor: Actor, area_code: str) -> list[object]:
+    def coverage(self, actor: Actor, area_code: str) -> list[CoverageRow]:
         """Coverage by vaccine and dose: counts, no personal data."""
         self._area(actor, area_code)
         with self.db.uow() as uow:
-            return list(self.immunizations.coverage(uow, area_code, today=local_date(self.clock)))
+            return self.immunizations.coverage(uow, area_code, today=local_date(self.clock))
 
     # --- the resident's controls ---------------------------------------------------------------
-    def break_glass(self, actor: Actor, resident_id: str, *, reason: str) -> object:
+    def break_glass(self, actor: Actor, resident_id: str, *, reason: str) -> GrantView:
         with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            grant = self.access.break_glass(uow, actor, ids[0], reason=reason)
+            grant = self.access.break_glass(uow, actor, self._ids(uow, resident_id)[0], reason=reason)
             uow.commit()
             return grant
 
     def hide(self, actor: Actor, resident_id: str, category: str, hidden: bool) -> frozenset[str]:
         with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            result = self.access.hide(uow, actor, ids[0], category, hidden)
+            result = self.access.hide(uow, actor, self._ids(uow, resident_id)[0], category, hidden)
             uow.commit()
             return result
 
     def hidden(self, actor: Actor, resident_id: str) -> frozenset[str]:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.AUDIT, what="hidden categories")
-            result = self.access.hidden(uow, ids[0])
-            uow.commit()
-            return result
+        with self._record(actor, resident_id, Category.AUDIT, what="hidden categories") as (uow, ids, _):
+            return self.access.hidden_of(uow, ids)
 
-    def who_looked(self, actor: Actor, resident_id: str, *, limit: int = 100) -> list[object]:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.AUDIT, what="who looked")
-            views: list[object] = list(self.audit.who_looked(uow, ids, limit=limit))
-            uow.commit()
-            return views
+    def who_looked(self, actor: Actor, resident_id: str, *, limit: int = 100) -> list[AuditView]:
+        with self._record(actor, resident_id, Category.AUDIT, what="who looked") as (uow, ids, _):
+            return self.audit.who_looked(uow, ids, limit=limit)
 
-    def notifications(self, actor: Actor, resident_id: str) -> list[object]:
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.AUDIT, what="notifications")
-            views: list[object] = list(self.access.notifications(uow, ids[0]))
-            uow.commit()
-            return views
+    def notifications(self, actor: Actor, resident_id: str) -> list[NotificationView]:
+        with self._record(actor, resident_id, Category.AUDIT, what="notifications") as (uow, ids, _):
+            return self.access.notifications(uow, ids[0])
 
-    def verify_audit(self, actor: Actor) -> object:
+    def verify_audit(self, actor: Actor) -> VerifyReport:
         if actor.role not in (Role.AUDITOR, Role.ADMIN):
             raise PermissionDenied("the audit chain is verified by auditors and platform admins")
         with self.db.uow() as uow:
@@ -539,9 +496,11 @@ class Node:
         self, actor: Actor, resident_id: str
     ) -> tuple[t.Resident, list[t.ResidentIdentifier], str | None]:
         """The resident row, their identifiers and their live card number (FHIR Patient)."""
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.DEMOGRAPHICS, what="Patient", why="fhir")
+        with self._record(actor, resident_id, Category.DEMOGRAPHICS, what="Patient", why="fhir") as (
+            uow,
+            ids,
+            _,
+        ):
             resident = uow.session.get(t.Resident, ids[0])
             assert resident is not None
             identifiers = list(
@@ -552,7 +511,6 @@ class Node:
             card = uow.session.scalar(
                 select(t.Card.card_number).where(t.Card.resident_id.in_(ids), t.Card.status.in_(t.LIVE_CARD))
             )
-            uow.commit()
             return resident, identifiers, card
 
     def fhir_rows(self, actor: Actor, resident_id: str, resource: str, *, limit: int = 100) -> list[t.Base]:
@@ -560,15 +518,11 @@ class Node:
         categories the resident hides left out (unless the caller may see them)."""
         category, source = self.FHIR_SOURCES[resource]
         table: Any = source  # every source has resident_id, id and category columns
-        with self.db.uow() as uow:
-            ids = self._ids(uow, resident_id)
-            decision = self.access.check(uow, actor, ids, category, what=resource, why="fhir")
+        with self._record(actor, resident_id, category, what=resource, why="fhir") as (uow, ids, decision):
             query = select(table).where(table.resident_id.in_(ids))
             if decision.hidden and hasattr(table, "category"):
                 query = query.where(table.category.not_in(sorted(decision.hidden)))
-            rows = list(uow.session.scalars(query.order_by(table.id.desc()).limit(limit)))
-            uow.commit()
-            return rows
+            return list(uow.session.scalars(query.order_by(table.id.desc()).limit(limit)))
 
     def institution_names(self, codes: set[str]) -> dict[str, str]:
         """Reference data (not personal): institution code → name."""
@@ -585,7 +539,7 @@ class Node:
         if actor.role not in (Role.ADMIN, Role.REGISTRATION, Role.CARD_ADMIN):
             raise PermissionDenied("MPI review is for registration, card administrators and platform admins")
 
-    def merge(self, actor: Actor, survivor: str, duplicate: str, *, reason: str) -> object:
+    def merge(self, actor: Actor, survivor: str, duplicate: str, *, reason: str) -> MergeView:
         if actor.role != Role.ADMIN:
             raise PermissionDenied("merging residents is for platform admins")
         with self.db.uow() as uow:
@@ -597,7 +551,7 @@ class Node:
             uow.commit()
             return view
 
-    def unmerge(self, actor: Actor, duplicate: str, *, reason: str) -> object:
+    def unmerge(self, actor: Actor, duplicate: str, *, reason: str) -> MergeView:
         if actor.role != Role.ADMIN:
             raise PermissionDenied("un-merging residents is for platform admins")
         with self.db.uow() as uow:
@@ -608,10 +562,10 @@ class Node:
             uow.commit()
             return view
 
-    def review_queue(self, actor: Actor) -> list[object]:
+    def review_queue(self, actor: Actor) -> list[CandidateView]:
         self._steward(actor)
         with self.db.uow() as uow:
-            return list(self.mpi.queue(uow))
+            return self.mpi.queue(uow)
 
 
 __all__ = ["STAGES", "GrantInfo", "Node", "Swipe", "Upload"]

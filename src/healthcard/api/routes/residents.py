@@ -4,13 +4,17 @@ node, which asks the access policy first."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
 from healthcard.api import schemas as s
 from healthcard.api.deps import ActorDep, NodeDep
 from healthcard.platform import records as rec
+from healthcard.platform.access import GrantView, NotificationView
+from healthcard.platform.audit import AuditView
+from healthcard.platform.immunization import DoseStatus, DoseView
+from healthcard.platform.mpi import PersonView
 
 router = APIRouter(prefix="/v1/residents", tags=["residents"])
 
@@ -33,7 +37,7 @@ def lookup(
 
 
 @router.get("/{resident_id}", summary="Demographics and identifiers")
-def person(resident_id: ResidentId, node: NodeDep, actor: ActorDep) -> Any:
+def person(resident_id: ResidentId, node: NodeDep, actor: ActorDep) -> PersonView:
     return node.person(actor, resident_id)
 
 
@@ -148,12 +152,12 @@ def close(
 
 
 @router.get("/{resident_id}/immunizations", summary="Doses given")
-def immunizations(resident_id: ResidentId, node: NodeDep, actor: ActorDep) -> list[Any]:
+def immunizations(resident_id: ResidentId, node: NodeDep, actor: ActorDep) -> list[DoseView]:
     return node.doses(actor, resident_id)
 
 
 @router.post("/{resident_id}/immunizations", status_code=201, summary="Record a dose")
-def record_dose(resident_id: ResidentId, body: s.DoseIn, node: NodeDep, actor: ActorDep) -> Any:
+def record_dose(resident_id: ResidentId, body: s.DoseIn, node: NodeDep, actor: ActorDep) -> DoseView:
     return node.record_dose(
         actor,
         resident_id,
@@ -166,12 +170,12 @@ def record_dose(resident_id: ResidentId, body: s.DoseIn, node: NodeDep, actor: A
 
 
 @router.get("/{resident_id}/vaccination-plan", summary="The national schedule: given, due, overdue, upcoming")
-def vaccination_plan(resident_id: ResidentId, node: NodeDep, actor: ActorDep) -> list[Any]:
+def vaccination_plan(resident_id: ResidentId, node: NodeDep, actor: ActorDep) -> list[DoseStatus]:
     return node.vaccination_plan(actor, resident_id)
 
 
 @router.post("/{resident_id}/break-glass", status_code=201, summary="Emergency access, with a reason")
-def break_glass(resident_id: ResidentId, body: s.BreakGlassIn, node: NodeDep, actor: ActorDep) -> Any:
+def break_glass(resident_id: ResidentId, body: s.BreakGlassIn, node: NodeDep, actor: ActorDep) -> GrantView:
     return node.break_glass(actor, resident_id, reason=body.reason)
 
 
@@ -188,10 +192,10 @@ def hide(resident_id: ResidentId, body: s.HideIn, node: NodeDep, actor: ActorDep
 @router.get("/{resident_id}/access-log", summary="Who looked at my record")
 def access_log(
     resident_id: ResidentId, node: NodeDep, actor: ActorDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> list[Any]:
+) -> list[AuditView]:
     return node.who_looked(actor, resident_id, limit=limit)
 
 
 @router.get("/{resident_id}/notifications", summary="Notices to the resident (break-glass accesses …)")
-def notifications(resident_id: ResidentId, node: NodeDep, actor: ActorDep) -> list[Any]:
+def notifications(resident_id: ResidentId, node: NodeDep, actor: ActorDep) -> list[NotificationView]:
     return node.notifications(actor, resident_id)
