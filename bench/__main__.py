@@ -1,10 +1,11 @@
 """Swipe cost and raw card throughput, measured side by side in one run.
 
 Run with ``make bench`` (or ``.venv/bin/python -m bench [--write docs/benchmarks.md] [--quick]
-[--only keys|issuance] [--issuance-cards N]``).  The machine is shared and noisy: every figure is a
+[--only keys|issuance|platform] [--issuance-cards N]``).  The machine is shared and noisy: every figure is a
 median over repeats, and the comparisons that matter (in-process vs pcscd + vpcd, our SM4 vs
 ``openssl speed``, SQLite vs PostgreSQL) are measured in the same run.  The "## Keys" section
-lives in :mod:`bench.keys`, the "## Issuance" section in :mod:`bench.issuance`.  With ``--only``,
+lives in :mod:`bench.keys`, the "## Issuance" section in :mod:`bench.issuance`, the "## Platform"
+section in :mod:`bench.platform`.  With ``--only``,
 ``--write`` replaces just that section of the page and keeps the others.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from bench.common import made_by, median_seconds, visit
 from bench.issuance import run_issuance
 from bench.keys import run_keys
+from bench.platform import run_platform
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.sam import SamOS
 from healthcard.demo import demo_sam, issue_demo_card
@@ -189,7 +191,7 @@ def report(swipe: dict[str, float], tp: dict[str, float | str], command: str) ->
 
 
 #: the sections ``--only`` runs, by name: their heading on the page and what makes them
-SECTIONS: dict[str, str] = {"keys": "## Keys", "issuance": "## Issuance"}
+SECTIONS: dict[str, str] = {"keys": "## Keys", "issuance": "## Issuance", "platform": "## Platform"}
 
 
 def replace_section(page: str, heading: str, section: str) -> str:
@@ -233,6 +235,8 @@ def main() -> None:
         sections.append(run_keys(command, args.quick))
     if args.only in (None, "issuance"):
         sections.append(run_issuance(command, args.quick, args.issuance_cards))
+    if args.only in (None, "platform"):
+        sections.append(run_platform(command, args.quick))
     text = "\n".join(sections)
     sys.stdout.write(text)
     if args.write:

@@ -311,3 +311,29 @@ def test_a_replacement_card_is_rebuilt_from_the_platform(platform: Platform) -> 
         alerts = reader.read_medical_alerts()
     assert {"青霉素", "头孢类"} <= allergens
     assert alerts.flags["diabetes"] is True and alerts.other == "2型糖尿病"
+
+
+def test_a_resident_logs_in_with_the_card_at_a_kiosk_only(platform: Platform) -> None:
+    with (
+        served(platform.app) as url,
+        httpx.Client(base_url=url) as http,
+        platform.terminal() as terminal,
+        PlatformClient(url) as client,
+    ):
+        client.login(terminal, platform.terminal_id)
+        terminal_auth = {"Authorization": f"Bearer {client.token}"}
+        body = {"card_number": CARD, "chip_serial": platform.chip_serial}
+        refused = http.post("/v1/auth/card", json=body, headers=terminal_auth)
+        assert refused.status_code == 403, refused.text  # a workstation is not a kiosk
+        with platform.app.db.uow() as uow:
+            row = uow.session.get(t.Terminal, platform.terminal_id)
+            assert row is not None
+            row.kind = "kiosk"
+            uow.commit()
+        session = http.post("/v1/auth/card", json=body, headers=terminal_auth)
+        assert session.status_code == 200, session.text
+        mine = {"Authorization": f"Bearer {session.json()['access_token']}"}
+        summary = http.get(f"/v1/residents/{platform.resident_id}/summary", headers=mine)
+        assert summary.status_code == 200 and summary.json()["name"] == "张三"
+        other = http.get("/v1/residents/" + "0" * 32 + "/summary", headers=mine)
+        assert other.status_code in (403, 404)

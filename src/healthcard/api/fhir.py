@@ -367,7 +367,8 @@ def medication_request(row: t.Prescription, *, as_of: dt.date | None = None) -> 
     ``unknown``; with it, ``active`` until the prescribed days have passed, then ``completed``.
     """
     route_code = row.route_code.strip()
-    route_name = ROUTE_NAMES.get(route_code)
+    # the card and the records keep the code in two digits ("01"); the value set writes "1"
+    route_name = ROUTE_NAMES.get(route_code) or ROUTE_NAMES.get(route_code.lstrip("0"))
     dose = row.dose.strip()
     text = " ".join(
         part

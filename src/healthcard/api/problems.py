@@ -51,9 +51,13 @@ def _domain(request: Request, exc: Exception) -> JSONResponse:
 def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-    field = ".".join(loc) or None
-    return problem(422, "invalid", str(first.get("msg", "invalid request")), field)
+    field = ""
+    for part in first.get("loc", ()):
+        if part in ("body", "query", "path", "header"):
+            continue
+        # the services' spelling: diagnoses[0].code
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    return problem(422, "invalid", str(first.get("msg", "invalid request")), field or None)
 
 
 def _http(request: Request, exc: Exception) -> JSONResponse:

@@ -49,6 +49,11 @@ class TokenOut(BaseModel):
     role: str
 
 
+class CardLogin(Strict):
+    card_number: Annotated[str, Field(min_length=1, max_length=18)]
+    chip_serial: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{16}$")]
+
+
 class ChallengeIn(Strict):
     terminal_id: Annotated[str, Field(min_length=1, max_length=40)]
 
@@ -60,7 +65,7 @@ class ChallengeOut(BaseModel):
 class TerminalLogin(Strict):
     terminal_id: Annotated[str, Field(min_length=1, max_length=40)]
     nonce: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{80}$")]
-    certificate: Annotated[str | None, Field(default=None, max_length=400)] = None
+    certificate: Annotated[str | None, Field(default=None, pattern=r"^([0-9A-Fa-f]{2}){1,200}$")] = None
     signature: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{128}$")]
 
 
@@ -72,7 +77,7 @@ class SwipeIn(Strict):
 
 
 class DiagnosisIn(Strict):
-    code: Annotated[str, Field(min_length=1, max_length=10)]
+    code: Annotated[str, Field(min_length=1, max_length=20)]  # national extensions: I10.x00x002
     name: Annotated[str | None, Field(max_length=100)] = None
     primary: bool = False
     diagnosed_on: dt.date | None = None
@@ -223,6 +228,29 @@ class MergeIn(Strict):
 class UnmergeIn(Strict):
     duplicate: Annotated[str, Field(min_length=1, max_length=32)]
     reason: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+IdSystemName = Literal["card", "citizen-id", "ncms", "archive", "visit-card", "passport", "other"]
+
+
+class IdentifierIn(Strict):
+    system: IdSystemName
+    value: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class CandidateIn(Strict):
+    local_id: Annotated[str, Field(min_length=1, max_length=40)]
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    sex: int = Field(ge=0, le=9)
+    birth_date: dt.date
+    area_code: Annotated[str | None, Field(max_length=6)] = None
+    id_number: Annotated[str | None, Field(max_length=18)] = None
+
+
+class DecisionIn(Strict):
+    decision: Literal["link", "create", "reject"]
+    resident_id: Annotated[str | None, Field(max_length=32)] = None
+    reason: Annotated[str, Field(max_length=200)] = ""
 
 
 class ResidentRef(BaseModel):

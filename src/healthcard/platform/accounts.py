@@ -27,6 +27,11 @@ from healthcard.storage.uow import UnitOfWork
 MAX_FAILURES = 5
 LOCK_MINUTES = 15
 MIN_PASSWORD = 8
+#: the one answer to every failed login: it does not tell an unknown user from a wrong password
+#: or a locked account
+REFUSED = (
+    f"wrong username or password (after {MAX_FAILURES} failures an account rests {LOCK_MINUTES} minutes)"
+)
 
 # argon2id with the library's RFC 9106 "low memory" profile: 64 MiB would make a login
 # storm a memory storm on a 2-worker node; 19 MiB / t=2 is OWASP's minimum for argon2id
@@ -162,15 +167,16 @@ class Accounts:
         row = uow.session.get(t.Account, username, with_for_update=True) if username else None
         if row is None:
             _verify(_DUMMY, password)  # the same work as for a real account
-            raise NotAuthenticated("wrong username or password")
+            raise NotAuthenticated(REFUSED)
         if row.locked_until is not None and row.locked_until > now:
-            raise NotAuthenticated(f"account locked after {MAX_FAILURES} failed logins; try again later")
+            _verify(_DUMMY, password)  # a locked account answers as an unknown one: same words, same work
+            raise NotAuthenticated(REFUSED)
         if not _verify(row.password_hash, password) or not row.active:
             row.failed += 1
             if row.failed >= MAX_FAILURES:
                 row.locked_until = now + dt.timedelta(minutes=LOCK_MINUTES)
                 row.failed = 0
-            raise NotAuthenticated("wrong username or password")
+            raise NotAuthenticated(REFUSED)
         row.failed = 0
         row.locked_until = None
         if _HASHER.check_needs_rehash(row.password_hash):

@@ -58,6 +58,10 @@ CHILD_MONTHS = 84
 CATCH_UP_MONTHS = 168
 #: the highest dose number accepted for a vaccine outside the schedule (rabies: 5 doses, Essen)
 OTHER_MAX_DOSE = 5
+#: vaccines given again every season (influenza 2601, COVID-19 3101): one dose number a year, so
+#: a lifetime of them, not five
+SEASONAL = frozenset({"2601", "3101"})
+SEASONAL_MAX_DOSE = 120
 
 
 class DoseState(StrEnum):
@@ -182,7 +186,9 @@ def max_dose(code: str) -> int:
     """The highest dose number of a vaccine: the schedule's last dose of it, else OTHER_MAX_DOSE."""
     vaccine(code)
     doses = [d.dose for d in schedule() if d.code == code]
-    return max(doses) if doses else OTHER_MAX_DOSE
+    if doses:
+        return max(doses)
+    return SEASONAL_MAX_DOSE if code in SEASONAL else OTHER_MAX_DOSE
 
 
 def born_by(today: dt.date, months: int) -> dt.date:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from sqlalchemy import select
 
 from healthcard.clock import Clock, local_date
-from healthcard.errors import HotListed, InvalidValue, NotFound, PermissionDenied
+from healthcard.errors import HotListed, InvalidValue, NotAuthenticated, NotFound, PermissionDenied
 from healthcard.issuance.application import Application
 from healthcard.keys.certificates import TrustStore
 from healthcard.platform import records as rec
@@ -35,6 +35,7 @@ from healthcard.platform.access import (
     Access,
     Action,
     Actor,
+    Carrier,
     Category,
     Decision,
     GrantView,
@@ -44,7 +45,7 @@ from healthcard.platform.access import (
 from healthcard.platform.accounts import Accounts
 from healthcard.platform.audit import Audit, AuditView, VerifyReport
 from healthcard.platform.immunization import CoverageRow, DoseStatus, DoseView, DueEntry, Immunizations
-from healthcard.platform.mpi import CandidateView, MergeView, Mpi, PersonView
+from healthcard.platform.mpi import CandidateView, IdentifierView, IdSystem, MergeView, Mpi, PersonView
 from healthcard.platform.terminals import Terminals
 from healthcard.storage import tables as t
 from healthcard.storage.db import Database
@@ -141,6 +142,96 @@ class Node:
                     reason=row.status.lower(),
                 )
         return row
+
+    def login(self, username: str, password: str) -> Actor:
+        """Staff and residents with a password; every attempt is audited (a refusal too, in its
+        own transaction with the failure count)."""
+        with self.db.uow() as uow:
+            try:
+                account = self.accounts.authenticate(uow, username, password)
+            except NotAuthenticated:
+                known = uow.session.get(t.Account, username) if username else None
+                # the audit names the account tried (its role when it exists); the caller learns nothing
+                who = Actor(username[:40] or "-", Role(known.role) if known else Role.RESIDENT)
+                self.audit.record(
+                    uow,
+                    who,
+                    action="login",
+                    what="login",
+                    why="password refused",
+                    resident_id=None,
+                    outcome="denied",
+                )
+                uow.commit()  # the failure count stays, and so does the attempt
+                raise
+            actor = account.actor()
+            self.audit.record(
+                uow, actor, action="login", what="login", why="password", resident_id=account.resident_id
+            )
+            uow.commit()
+            return actor
+
+    def terminal_login(
+        self, *, terminal_id: str, nonce: bytes, signature: bytes, certificate: bytes | None = None
+    ) -> Actor:
+        with self.db.uow() as uow:
+            try:
+                view = self.terminals.login(
+                    uow, terminal_id=terminal_id, nonce=nonce, signature=signature, certificate=certificate
+                )
+            except NotAuthenticated:
+                who = Actor(terminal_id[:40] or "-", Role.TERMINAL, carrier=Carrier.TERMINAL)
+                self.audit.record(
+                    uow,
+                    who,
+                    action="login",
+                    what="login",
+                    why="SAM refused",
+                    resident_id=None,
+                    outcome="denied",
+                )
+                uow.commit()
+                raise
+            actor = view.actor()
+            self.audit.record(
+                uow,
+                replace(actor, carrier=Carrier.TERMINAL),
+                action="login",
+                what="login",
+                why="SAM",
+                resident_id=None,
+            )
+            uow.commit()
+            return actor
+
+    def card_login(self, actor: Actor, *, card_number: str, chip_serial: str) -> Actor:
+        """A resident at a self-service kiosk: the kiosk's SAM authenticated the card and the
+        cardholder verified the card's PIN (the card itself judges the PIN, the platform never
+        sees it); the kiosk — a terminal of kind ``kiosk`` — asks for the resident's session."""
+        if actor.role != Role.TERMINAL:
+            raise PermissionDenied("a card login comes from a self-service kiosk")
+        with self.db.uow() as uow:
+            if self.terminals.get(uow, actor.id).kind != "kiosk":
+                raise PermissionDenied("only a self-service kiosk opens a resident's session with the card")
+            card = self._card(uow, card_number, chip_serial, live=True)
+            resident_id = self.mpi.survivor(uow, card.resident_id)
+            resident = Actor(
+                card_number,
+                Role.RESIDENT,
+                institution_code=actor.institution_code,
+                resident_id=resident_id,
+                carrier=Carrier.CARD,
+            )
+            self.audit.record(
+                uow,
+                resident,
+                action="login",
+                what="login",
+                why=f"card at kiosk {actor.id}",
+                resident_id=resident_id,
+            )
+            uow.commit()
+            return resident
 
     def resolve(self, actor: Actor, system: str, value: str, assigner: str = "") -> str:
         """The resident an identifier belongs to (card number, ID number, a hospital's visit card
@@ -289,8 +380,10 @@ class Node:
     def _own_encounter(
         self, actor: Actor, resident_id: str, encounter_id: int, why: str
     ) -> Iterator[tuple[UnitOfWork, list[str]]]:
-        """Writing to an encounter: allowed to write the person's encounters, and the encounter
-        is one of the caller's own institution."""
+        """Writing to an encounter: a clinician (or the terminal at the desk) of the encounter's
+        own institution — the registration desk opens a visit, it does not diagnose."""
+        if actor.role not in (Role.CLINICIAN, Role.TERMINAL):
+            raise PermissionDenied(f"a {actor.role.value} opens visits; clinicians record and close them")
         with self._record(
             actor, resident_id, Category.ENCOUNTERS, Action.WRITE, what=f"encounter {encounter_id}", why=why
         ) as (uow, ids, _):
@@ -348,6 +441,31 @@ class Node:
                 card_slot=card_slot,
             )
 
+    @contextmanager
+    def _presence_at(
+        self, uow: UnitOfWork, resident_id: str, institution: str, card_use_id: int, at: dt.datetime
+    ) -> Iterator[None]:
+        """The card was presented at ``at`` (an offline visit, uploaded later): the presence tie
+        holds for the upload, but the grant it leaves runs from the visit, not from the upload —
+        a week-old visit opens no fresh 24 hours on the record."""
+        g = t.PresenceGrant
+        now = self.clock.now()
+        earlier = uow.session.execute(
+            select(g.id, g.expires_at).where(
+                g.resident_id == resident_id, g.institution_code == institution, g.expires_at > now
+            )
+        ).all()
+        grant = self.access.grant_presence(
+            uow, resident_id=resident_id, institution_code=institution, card_use_id=card_use_id
+        )
+        yield
+        visit_ends = at + dt.timedelta(hours=self.access.grant_hours)
+        if visit_ends < grant.expires_at:
+            row = uow.session.get(g, grant.id)
+            assert row is not None
+            kept = max([e for i, e in earlier if i == grant.id], default=now)
+            row.expires_at = max(visit_ends, kept)
+
     def upload(self, actor: Actor, upload: Upload) -> tuple[rec.EncounterView, bool]:
         """A visit an offline terminal recorded: stored once per ``upload_key``.  A repeat returns
         the stored encounter and ``False`` and writes nothing (no second card use, no audit)."""
@@ -372,12 +490,17 @@ class Node:
             )
             uow.session.add(use)
             uow.flush()
-            self.access.grant_presence(
-                uow, resident_id=ids[0], institution_code=actor.institution_code, card_use_id=use.id
-            )
-            self.access.check(
-                uow, actor, ids, Category.ENCOUNTERS, Action.WRITE, what="encounter", why="offline upload"
-            )
+            uploader = replace(actor, carrier=Carrier.UPLOAD)
+            with self._presence_at(uow, ids[0], actor.institution_code, use.id, data.started_at):
+                self.access.check(
+                    uow,
+                    uploader,
+                    ids,
+                    Category.ENCOUNTERS,
+                    Action.WRITE,
+                    what="encounter",
+                    why="offline upload",
+                )
             view, created = self.records.record_encounter(uow, ids[0], replace(data, carrier="upload"))
             if not created:
                 uow.rollback()  # a replay: the card use, grant and audit entry of this call go
@@ -422,9 +545,7 @@ class Node:
             raise InvalidValue("area_code", "a 2, 4 or 6 digit GB/T 2260 prefix")
         if actor.role == Role.PUBLIC_HEALTH and actor.area_code and area_code.startswith(actor.area_code):
             return
-        if actor.role == Role.ADMIN:
-            return
-        raise PermissionDenied(f"area {area_code} is not in your area")
+        raise PermissionDenied(f"area {area_code}: public health of that area only")
 
     def due_in_area(self, actor: Actor, area_code: str) -> list[DueEntry]:
         """Children of an area due or overdue for a dose: public health of that area only; one
@@ -457,7 +578,14 @@ class Node:
             uow.commit()
             return result
 
+    def _own(self, actor: Actor, what: str) -> None:
+        """What only the resident sees: which categories they hide (itself telling), and their
+        notices (break-glass reasons)."""
+        if actor.role != Role.RESIDENT:
+            raise PermissionDenied(f"{what}: the resident's own")
+
     def hidden(self, actor: Actor, resident_id: str) -> frozenset[str]:
+        self._own(actor, "hidden categories")
         with self._record(actor, resident_id, Category.AUDIT, what="hidden categories") as (uow, ids, _):
             return self.access.hidden_of(uow, ids)
 
@@ -466,6 +594,7 @@ class Node:
             return self.audit.who_looked(uow, ids, limit=limit)
 
     def notifications(self, actor: Actor, resident_id: str) -> list[NotificationView]:
+        self._own(actor, "notifications")
         with self._record(actor, resident_id, Category.AUDIT, what="notifications") as (uow, ids, _):
             return self.access.notifications(uow, ids[0])
 
@@ -511,6 +640,15 @@ class Node:
             card = uow.session.scalar(
                 select(t.Card.card_number).where(t.Card.resident_id.in_(ids), t.Card.status.in_(t.LIVE_CARD))
             )
+            archive = uow.session.scalar(
+                select(t.HealthArchive.archive_number).where(t.HealthArchive.resident_id == ids[0])
+            )
+            if archive:  # the archive number lives on the archive; FHIR shows it as an identifier
+                identifiers.append(
+                    t.ResidentIdentifier(
+                        resident_id=ids[0], system="archive", assigner="", value=archive, active=True
+                    )
+                )
             return resident, identifiers, card
 
     def fhir_rows(self, actor: Actor, resident_id: str, resource: str, *, limit: int = 100) -> list[t.Base]:
@@ -521,7 +659,13 @@ class Node:
         with self._record(actor, resident_id, category, what=resource, why="fhir") as (uow, ids, decision):
             query = select(table).where(table.resident_id.in_(ids))
             if decision.hidden and hasattr(table, "category"):
-                query = query.where(table.category.not_in(sorted(decision.hidden)))
+                hidden = sorted(decision.hidden)
+                query = query.where(table.category.not_in(hidden))
+                # as the records do: a visit with any hidden diagnosis is hidden whole, items too
+                d = t.Diagnosis
+                veiled = select(d.encounter_id).where(d.resident_id.in_(ids), d.category.in_(hidden))
+                column = table.id if table is t.Encounter else table.encounter_id
+                query = query.where(column.is_(None) | column.not_in(veiled))
             return list(uow.session.scalars(query.order_by(table.id.desc()).limit(limit)))
 
     def institution_names(self, codes: set[str]) -> dict[str, str]:
@@ -562,10 +706,98 @@ class Node:
             uow.commit()
             return view
 
+    def add_identifier(self, actor: Actor, resident_id: str, system: str, value: str) -> IdentifierView:
+        """A number for the person — a hospital registering its old visit card (一院一卡: the
+        assigner is the caller's institution), an NCMS number, a health-archive number."""
+        assigner = actor.institution_code or "" if system == IdSystem.VISIT_CARD else ""
+        with self._record(
+            actor, resident_id, Category.DEMOGRAPHICS, Action.WRITE, what=f"identifier {system}"
+        ) as (uow, ids, _):
+            return self.mpi.add_identifier(uow, ids[0], system, value, assigner)
+
+    def submit_candidate(
+        self,
+        actor: Actor,
+        *,
+        local_id: str,
+        name: str,
+        sex: int,
+        birth_date: dt.date,
+        area_code: str | None = None,
+        id_number: str | None = None,
+    ) -> CandidateView:
+        """A record of the caller's institution that came without a card (a legacy register): the
+        MPI links it, or queues it for review."""
+        if actor.role not in (Role.REGISTRATION, Role.ADMIN, Role.CARD_ADMIN) or not actor.institution_code:
+            raise PermissionDenied("records without a card are sent by an institution's registration desk")
+        with self.db.uow() as uow:
+            view = self.mpi.submit(
+                uow,
+                source=actor.institution_code,
+                local_id=local_id,
+                name=name,
+                sex=sex,
+                birth_date=birth_date,
+                area_code=area_code,
+                id_number=id_number,
+            )
+            self.audit.record(
+                uow,
+                actor,
+                action="write",
+                what="mpi candidate",
+                why=view.status,
+                resident_id=view.resident_id,
+            )
+            uow.commit()
+            return view
+
+    def decide_candidate(
+        self,
+        actor: Actor,
+        candidate_id: int,
+        *,
+        decision: str,
+        resident_id: str | None = None,
+        reason: str = "",
+    ) -> CandidateView:
+        """A reviewer's decision on a queued record: ``link`` (to ``resident_id``), ``create`` (a
+        new person) or ``reject`` (with a reason)."""
+        self._steward(actor)
+        with self.db.uow() as uow:
+            if decision == "link":
+                if not resident_id:
+                    raise InvalidValue("resident_id", "link to which resident")
+                view = self.mpi.link(uow, candidate_id, resident_id, by=actor.id)
+            elif decision == "create":
+                view = self.mpi.create(uow, candidate_id, by=actor.id)
+            elif decision == "reject":
+                view = self.mpi.reject(uow, candidate_id, by=actor.id, reason=reason)
+            else:
+                raise InvalidValue("decision", f"{decision!r}: link, create or reject")
+            self.audit.record(
+                uow, actor, action="write", what="mpi review", why=decision, resident_id=view.resident_id
+            )
+            uow.commit()
+            return view
+
+    def merge_history(self, actor: Actor, resident_id: str) -> list[MergeView]:
+        self._steward(actor)
+        with self.db.uow() as uow:
+            return self.mpi.history(uow, resident_id)
+
     def review_queue(self, actor: Actor) -> list[CandidateView]:
         self._steward(actor)
         with self.db.uow() as uow:
-            return self.mpi.queue(uow)
+            queue = self.mpi.queue(uow)
+            self.audit.record(uow, actor, action="read", what="mpi queue", why="review", resident_id=None)
+            uow.commit()
+            return queue
+
+    def mark_read(self, actor: Actor, resident_id: str, notification_id: int) -> None:
+        self._own(actor, "notifications")
+        with self._record(actor, resident_id, Category.AUDIT, what="notification read") as (uow, ids, _):
+            self.access.mark_read(uow, ids[0], notification_id)
 
 
 __all__ = ["STAGES", "GrantInfo", "Node", "Swipe", "Upload"]

@@ -12,8 +12,10 @@ workstation without its SAM cannot log in; a SAM moved to another institution lo
 institution it was registered to, which the administrator changes by re-registering.
 
 The challenge is stateless, so any worker of a node can check it: ``nonce`` = 16 random bytes ‖
-expiry (8 bytes, Unix seconds) ‖ HMAC-SM3-truncated over both and the terminal id, keyed by the
-node's token secret.  A nonce is good for :data:`CHALLENGE_SECONDS`.
+expiry (8 bytes, Unix seconds) ‖ HMAC-SHA-256 (16 bytes) over both and the terminal id, keyed by
+the node's token secret.  A nonce is good for :data:`CHALLENGE_SECONDS`; within them it could be
+replayed by whoever sees the SAM's answer on the wire — which is why the API is served over TLS in
+production — but not forged or moved to another terminal.
 """
 
 from __future__ import annotations
@@ -110,7 +112,15 @@ class Terminals:
         body = secrets.token_bytes(16) + struct.pack(">Q", expiry)
         return body + self._tag(terminal_id, body)
 
-    def login(self, uow: UnitOfWork, *, terminal_id: str, nonce: bytes, signature: bytes) -> TerminalView:
+    def login(
+        self,
+        uow: UnitOfWork,
+        *,
+        terminal_id: str,
+        nonce: bytes,
+        signature: bytes,
+        certificate: bytes | None = None,
+    ) -> TerminalView:
         """The terminal, when ``nonce`` is a fresh challenge of this node for it and its SAM's
         signature over :func:`login_digest` verifies under the registered key."""
         if len(nonce) != 40 or not hmac.compare_digest(self._tag(terminal_id, nonce[:24]), nonce[24:]):
@@ -121,6 +131,13 @@ class Terminals:
         row = uow.session.get(t.Terminal, terminal_id)
         if row is None or not row.active:
             raise NotAuthenticated("unknown or retired terminal")
+        if certificate is not None:  # sent along: it must be the registered SAM's, still valid
+            try:
+                cert = verify_certificate(certificate, self.trust, local_date(self.clock), kind="sam")
+            except CertificateError:
+                raise NotAuthenticated("the SAM certificate is not valid") from None
+            if cert.public_key.hex().upper() != row.public_key:
+                raise NotAuthenticated("the SAM certificate is not the registered one")
         if not sm2.verify(bytes.fromhex(row.public_key), login_digest(nonce), signature):
             raise NotAuthenticated("the SAM signature does not verify")
         return _view(row)

@@ -14,16 +14,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 @router.post("/token", response_model=s.TokenOut, summary="Log in with username and password")
 def token(body: s.Login, node: NodeDep, tokens: TokensDep) -> s.TokenOut:
     """Staff log in with their username; residents with their ID number (the portal's username)."""
-    with node.db.uow() as uow:
-        try:
-            account = node.accounts.authenticate(uow, body.username, body.password)
-        finally:
-            uow.commit()  # the failure count is kept even when the login is refused
-        actor = account.actor()
-        node.audit.record(
-            uow, actor, action="login", what="login", why="password", resident_id=account.resident_id
-        )
-        uow.commit()
+    actor = node.login(body.username, body.password)
     issued = tokens.issue(actor, node.clock.now())
     return s.TokenOut(access_token=issued.access_token, expires_in=issued.expires_in, role=actor.role.value)
 
@@ -35,16 +26,25 @@ def challenge(body: s.ChallengeIn, node: NodeDep) -> s.ChallengeOut:
 
 @router.post("/terminal", response_model=s.TokenOut, summary="Log a terminal in with its SAM's signature")
 def terminal(body: s.TerminalLogin, node: NodeDep, tokens: TokensDep) -> s.TokenOut:
-    with node.db.uow() as uow:
-        view = node.terminals.login(
-            uow,
-            terminal_id=body.terminal_id,
-            nonce=bytes.fromhex(body.nonce),
-            signature=bytes.fromhex(body.signature),
-        )
-    actor = view.actor()
+    actor = node.terminal_login(
+        terminal_id=body.terminal_id,
+        nonce=bytes.fromhex(body.nonce),
+        signature=bytes.fromhex(body.signature),
+        certificate=bytes.fromhex(body.certificate) if body.certificate else None,
+    )
     issued = tokens.issue(actor, node.clock.now())
     return s.TokenOut(access_token=issued.access_token, expires_in=issued.expires_in, role=actor.role.value)
+
+
+@router.post("/card", response_model=s.TokenOut, summary="A resident's session from a kiosk (card + PIN)")
+def card(body: s.CardLogin, node: NodeDep, actor: ActorDep, tokens: TokensDep) -> s.TokenOut:
+    """Called by a self-service kiosk (logged in with its SAM) once the card is authenticated and
+    its holder verified the card's PIN: the answer is the resident's own token."""
+    resident = node.card_login(actor, card_number=body.card_number, chip_serial=body.chip_serial)
+    issued = tokens.issue(resident, node.clock.now())
+    return s.TokenOut(
+        access_token=issued.access_token, expires_in=issued.expires_in, role=resident.role.value
+    )
 
 
 @router.get("/me", summary="Who the token says the caller is")

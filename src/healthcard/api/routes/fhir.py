@@ -74,5 +74,7 @@ def search(
     }
     resources = [mappers[resource](r) for r in rows]
     return JSONResponse(
-        fhir.bundle(resources, total=len(resources), self_url=str(request.url)), media_type=FHIR_JSON
+        fhir.bundle(
+            resources, self_url=str(request.url)
+        )  # one page: the total is not counted, media_type=FHIR_JSON
     )

@@ -14,7 +14,7 @@ from healthcard.platform import records as rec
 from healthcard.platform.access import GrantView, NotificationView
 from healthcard.platform.audit import AuditView
 from healthcard.platform.immunization import DoseStatus, DoseView
-from healthcard.platform.mpi import PersonView
+from healthcard.platform.mpi import IdentifierView, PersonView
 
 router = APIRouter(prefix="/v1/residents", tags=["residents"])
 
@@ -39,6 +39,15 @@ def lookup(
 @router.get("/{resident_id}", summary="Demographics and identifiers")
 def person(resident_id: ResidentId, node: NodeDep, actor: ActorDep) -> PersonView:
     return node.person(actor, resident_id)
+
+
+@router.post(
+    "/{resident_id}/identifiers", status_code=201, summary="Add an identifier (e.g. our old visit card)"
+)
+def add_identifier(
+    resident_id: ResidentId, body: s.IdentifierIn, node: NodeDep, actor: ActorDep
+) -> IdentifierView:
+    return node.add_identifier(actor, resident_id, body.system, body.value)
 
 
 @router.get("/{resident_id}/summary", summary="The on-card summary as the platform holds it")
@@ -194,6 +203,18 @@ def access_log(
     resident_id: ResidentId, node: NodeDep, actor: ActorDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[AuditView]:
     return node.who_looked(actor, resident_id, limit=limit)
+
+
+@router.post(
+    "/{resident_id}/notifications/{notification_id}/read", status_code=204, summary="Mark a notice read"
+)
+def mark_read(
+    resident_id: ResidentId,
+    notification_id: Annotated[int, Path(ge=1, le=2**62)],
+    node: NodeDep,
+    actor: ActorDep,
+) -> None:
+    node.mark_read(actor, resident_id, notification_id)
 
 
 @router.get("/{resident_id}/notifications", summary="Notices to the resident (break-glass accesses …)")
