@@ -17,6 +17,7 @@ from healthcard.card.cos import MF_FID, MF_NAME, CardOS, CardState
 from healthcard.card.filesystem import DF, EF, FREE, NEVER, FileKind, Key, KeyUse, LifeCycle, Status
 from healthcard.card.sw import SW
 from healthcard.keys import recipes, sm2
+from healthcard.keys.certificates import SAM_CERTIFICATE_LENGTH
 from healthcard.keys.primitives import Algorithm, ecb_encrypt
 
 SAM_DF01 = 0xDF01
@@ -168,6 +169,15 @@ class SamKeys:
     version: int
     algorithm: Algorithm
     masters: Mapping[int, bytes] = field(repr=False)
+
+
+def sam_certificate(state: CardState) -> bytes:
+    """The SAM's certificate as its file DF01/001C holds it (what a terminal reads with SELECT
+    001C + READ BINARY): for registering the terminal without powering a reader."""
+    df = next(d for d in state.mf.walk() if d.fid == SAM_DF01)
+    ef = df.children[0x001C]
+    assert isinstance(ef, EF)
+    return bytes(ef.data[:SAM_CERTIFICATE_LENGTH])
 
 
 def build_sam(

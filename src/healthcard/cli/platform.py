@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from healthcard.bootstrap import bootstrap
 from healthcard.cli.common import console, fail
-from healthcard.errors import HealthCardError
+from healthcard.errors import HealthCardError, InvalidValue
+from healthcard.platform.node import Node
 from healthcard.settings import Settings
 from healthcard.storage.db import Database, redact
 
@@ -60,5 +66,86 @@ def serve(
     )
 
 
+@contextmanager
+def _node() -> Iterator[Node]:
+    """The node of the configured database (at the current schema); errors become one line."""
+    try:
+        app = bootstrap(Settings.from_env())
+    except HealthCardError as exc:
+        raise fail(exc) from None
+    try:
+        yield app.node
+    except HealthCardError as exc:
+        raise fail(exc) from None
+    finally:
+        app.close()
+
+
+account_app = typer.Typer(
+    help="Platform accounts: staff of every role, residents' own logins.", no_args_is_help=True
+)
+terminal_app = typer.Typer(help="Card terminals, known by their SAM.", no_args_is_help=True)
+
+
+def _password() -> str:
+    """From HEALTHCARD_ACCOUNT_PASSWORD or a hidden prompt, never an option (shell history)."""
+    password = os.environ.get("HEALTHCARD_ACCOUNT_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise InvalidValue("password", "set HEALTHCARD_ACCOUNT_PASSWORD (no terminal to ask it on)")
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+@account_app.command("add")
+def account_add(
+    username: Annotated[str, typer.Argument(help="the login name (a resident's: their ID number)")],
+    role: Annotated[str, typer.Option(help="resident, clinician, registration, cashier, public-health, …")],
+    name: Annotated[str, typer.Option(help="the person's name")],
+    institution: Annotated[str | None, typer.Option(help="the institution code (staff of one)")] = None,
+    area: Annotated[str | None, typer.Option(help="public health: the GB/T 2260 prefix of its area")] = None,
+    card: Annotated[str | None, typer.Option(help="a resident's account: their card number")] = None,
+) -> None:
+    """Create an account; the password comes from HEALTHCARD_ACCOUNT_PASSWORD or a prompt."""
+    with _node() as node, node.db.uow() as uow:
+        resident_id = node.mpi.resolve_card(uow, card) if card else None
+        view = node.accounts.create(
+            uow,
+            username=username,
+            name=name,
+            role=role,
+            password=_password(),
+            institution_code=institution,
+            area_code=area,
+            resident_id=resident_id,
+        )
+        uow.commit()
+    console.print(f"account {view.username} ({view.role.value}) created", highlight=False)
+
+
+@terminal_app.command("register")
+def terminal_register(
+    sam: Annotated[Path, typer.Argument(help="the terminal's SAM image (healthcard sam new --out …)")],
+    institution: Annotated[str, typer.Option(help="the institution code the terminal stands in")],
+    kind: Annotated[str, typer.Option(help="workstation, kiosk, registration, cashier, …")] = "workstation",
+    passphrase: Annotated[
+        str,
+        typer.Option(envvar="HEALTHCARD_IMAGE_PASSPHRASE", show_default=False, help="seals the SAM image"),
+    ] = "",
+) -> None:
+    """Register (or move) a terminal: its SAM certificate is checked against the trust file's
+    national roots and its key kept, so the terminal can log in by having the SAM sign."""
+    from healthcard.card import image
+    from healthcard.card.sam import sam_certificate
+
+    certificate = sam_certificate(image.load(sam, image.Sealer(passphrase or image.DEMO_PASSPHRASE)))
+    with _node() as node, node.db.uow() as uow:
+        view = node.terminals.register(uow, certificate=certificate, institution_code=institution, kind=kind)
+        uow.commit()
+    console.print(f"terminal {view.id} registered at {view.institution_code} ({view.kind})", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.add_typer(account_app, name="account")
+    app.add_typer(terminal_app, name="terminal")

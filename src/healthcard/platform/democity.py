@@ -51,8 +51,7 @@ from sqlalchemy import func, select, update
 
 from healthcard.card import image
 from healthcard.card.cos import CardState
-from healthcard.card.filesystem import EF
-from healthcard.card.sam import SAM_DF01
+from healthcard.card.sam import sam_certificate
 from healthcard.clock import SHANGHAI, Clock, SystemClock, local_date
 from healthcard.errors import Duplicate, InvalidValue
 from healthcard.issuance import seed as seeding
@@ -64,7 +63,6 @@ from healthcard.issuance.identity import area
 from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
 from healthcard.issuance.organisation import PROVINCE_CENTRES, Organisation
 from healthcard.keys import ceremony
-from healthcard.keys.certificates import SAM_CERTIFICATE_LENGTH
 from healthcard.keys.kek import DEFAULT_MODULE, Kek, open_kek
 from healthcard.keys.keystore import KeyStore
 from healthcard.platform import records as rec
@@ -755,14 +753,6 @@ def _records(app: _City, batch_id: str, seed: int, say: Callable[[str], None]) -
 
 
 # --- terminals -------------------------------------------------------------------------------
-def _sam_certificate(sam: CardState) -> bytes:
-    """The SAM's certificate as its file DF01/001C holds it (what a terminal reads from it)."""
-    df = next(d for d in sam.mf.walk() if d.fid == SAM_DF01)
-    ef = df.children[0x001C]
-    assert isinstance(ef, EF)
-    return bytes(ef.data[:SAM_CERTIFICATE_LENGTH])
-
-
 def _terminals(app: _City, centre: Callable[[], KeyCentre], folder: Path, sealer: image.Sealer) -> None:
     """A terminal per institution: its SAM from the key centre (saved), registered by the SAM's
     certificate.  A SAM image already saved is registered again (re-registering is a no-op)."""
@@ -781,7 +771,7 @@ def _terminals(app: _City, centre: Callable[[], KeyCentre], folder: Path, sealer
                 sam = centre().sam(request)
                 image.save(sam, path, sealer)
             app.node.terminals.register(
-                uow, certificate=_sam_certificate(sam), institution_code=inst.code, kind=inst.terminal
+                uow, certificate=sam_certificate(sam), institution_code=inst.code, kind=inst.terminal
             )
         uow.commit()
 
