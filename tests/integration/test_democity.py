@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from healthcard.bootstrap import App, bootstrap
 from healthcard.card import image
+from healthcard.card.sam import sam_certificate
 from healthcard.clock import FixedClock, local_date
 from healthcard.errors import InvalidValue
 from healthcard.issuance.organisation import LEVELS
@@ -186,7 +187,7 @@ def test_terminals_are_registered_with_their_saved_sams(city: City) -> None:
     sealer = image.Sealer(image.DEMO_PASSPHRASE)
     for terminal in city.logins.terminals:
         sam = image.load(terminal.sam_image, sealer)
-        certificate = democity._sam_certificate(sam)
+        certificate = sam_certificate(sam)
         assert (
             verify_certificate(certificate, trust, local_date(city.clock), kind="sam").subject
             == terminal.terminal_id

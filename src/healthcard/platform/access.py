@@ -38,7 +38,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, event, or_, select, update
+from sqlalchemy import BindParameter, and_, bindparam, case, delete, event, func, insert, or_, select, update
 
 from healthcard.clock import SHANGHAI, Clock
 from healthcard.errors import InvalidValue, NotFound, PermissionDenied
@@ -414,6 +414,80 @@ class _Denial:
     at: dt.datetime
 
 
+# ==== the statements =============================================================================
+# Built once: SQLAlchemy caches their compiled form, and Core statements on the tables skip the
+# ORM's per-row work.  The checks run at every access (a swipe: several per second per terminal).
+_GRANTS = t.PresenceGrant.metadata.tables[t.PresenceGrant.__tablename__]
+_g = _GRANTS.c
+_e = t.Encounter.metadata.tables[t.Encounter.__tablename__].c
+_r = t.Resident.metadata.tables[t.Resident.__tablename__].c
+_h = t.HiddenCategory.metadata.tables[t.HiddenCategory.__tablename__].c
+_IDS: BindParameter[str] = bindparam("ids", expanding=True)
+_BROKE_GLASS = and_(_g.reason == BREAK_GLASS, _g.granted_to == bindparam("account"))
+_PRESENT_HERE = and_(_g.reason.in_(PRESENCE_REASONS), _g.institution_code == bindparam("institution"))
+_UNEXPIRED = (_g.resident_id.in_(_IDS), _g.expires_at > bindparam("now", type_=_g.expires_at.type))
+#: the grant ties of an actor: its own break-glass grants, and presence at its institution
+_GRANTS_HERE = select(_g.reason).where(*_UNEXPIRED, or_(_BROKE_GLASS, _PRESENT_HERE)).distinct()
+_GRANTS_TO = select(_g.reason).where(*_UNEXPIRED, _BROKE_GLASS).distinct()
+#: an open encounter at the actor's institution ("open": records.EncounterStatus.OPEN — records
+#: imports this module, not the reverse)
+_OPEN_HERE = (
+    select(_e.id)
+    .where(_e.resident_id.in_(_IDS), _e.institution_code == bindparam("institution"), _e.status == "open")
+    .limit(1)
+)
+_IN_AREA = (
+    select(_r.resident_id)
+    .where(_r.resident_id.in_(_IDS), _r.area_code.startswith(bindparam("area")))
+    .limit(1)
+)
+_HIDDEN = select(_h.category).where(_h.resident_id.in_(_IDS))
+#: a re-swipe: the newest unexpired card / QR grant at the institution, extended (never shortened)
+_NEWEST_GRANT = (
+    select(_g.id)
+    .where(
+        _g.resident_id == bindparam("resident"),
+        _g.institution_code == bindparam("institution"),
+        _g.reason.in_(PRESENCE_REASONS),
+        _g.expires_at > bindparam("now", type_=_g.expires_at.type),
+    )
+    .order_by(_g.expires_at.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_NEW_EXPIRY = bindparam("expires", type_=_g.expires_at.type)
+_EXTEND_GRANT = (
+    update(_GRANTS)
+    .where(_g.id == _NEWEST_GRANT)
+    .values(
+        expires_at=case((_g.expires_at > _NEW_EXPIRY, _g.expires_at), else_=_NEW_EXPIRY),
+        card_use_id=func.coalesce(bindparam("use", type_=_g.card_use_id.type), _g.card_use_id),
+        reason=bindparam("why_reason"),
+    )
+    .returning(_g.id, _g.granted_to, _g.why, _g.granted_at, _g.expires_at)
+)
+_NEW_GRANT = (
+    insert(_GRANTS)
+    .values(
+        resident_id=bindparam("resident"),
+        institution_code=bindparam("institution"),
+        card_use_id=bindparam("use", type_=_g.card_use_id.type),
+        reason=bindparam("why_reason"),
+        granted_to=None,
+        why=None,
+        granted_at=bindparam("now", type_=_g.granted_at.type),
+        expires_at=_NEW_EXPIRY,
+    )
+    .returning(_g.id)
+)
+
+
+def _autoflush(uow: UnitOfWork) -> None:
+    """Flush pending ORM changes before the Core statements read, as an ORM query would."""
+    if uow.session.autoflush:
+        uow.session.flush()
+
+
 # ==== the service ==================================================================================
 class Access:
     """The policy applied to the database: relationships, grants, hidden categories, checks."""
@@ -465,11 +539,7 @@ class Access:
             R.AREA in wanted
             and actor.role is Role.PUBLIC_HEALTH
             and actor.area_code
-            and uow.session.execute(
-                select(t.Resident.resident_id)
-                .where(t.Resident.resident_id.in_(ids), t.Resident.area_code.startswith(actor.area_code))
-                .limit(1)
-            ).first()
+            and uow.session.execute(_IN_AREA, {"ids": ids, "area": actor.area_code}).first()
         ):
             held.add(R.AREA)
         if R.INSTITUTION in wanted and actor.institution_code:
@@ -481,22 +551,14 @@ class Access:
     def _grants(
         self, uow: UnitOfWork, actor: Actor, ids: Sequence[str], now: dt.datetime
     ) -> set[Relationship]:
-        g = t.PresenceGrant
-        ties = [and_(g.reason == BREAK_GLASS, g.granted_to == actor.id)]
-        if actor.institution_code:
-            ties.append(and_(g.reason.in_(PRESENCE_REASONS), g.institution_code == actor.institution_code))
-        reasons = uow.session.scalars(
-            select(g.reason).where(g.resident_id.in_(ids), g.expires_at > now, or_(*ties)).distinct()
-        )
+        query = _GRANTS_HERE if actor.institution_code else _GRANTS_TO
+        params = {"ids": ids, "now": now, "account": actor.id, "institution": actor.institution_code}
+        reasons = uow.session.scalars(query, params)
         return {R.BREAK_GLASS if reason == BREAK_GLASS else R.PRESENCE for reason in reasons}
 
     def _in_care(self, uow: UnitOfWork, actor: Actor, ids: Sequence[str], now: dt.datetime) -> bool:
-        e = t.Encounter
         open_here = uow.session.execute(
-            select(e.id)
-            # "open": records.EncounterStatus.OPEN (records imports this module, not the reverse)
-            .where(e.resident_id.in_(ids), e.institution_code == actor.institution_code, e.status == "open")
-            .limit(1)
+            _OPEN_HERE, {"ids": ids, "institution": actor.institution_code}
         ).first()
         return open_here is not None or any(source(uow, actor, ids, now) for source in self.care)
 
@@ -504,7 +566,9 @@ class Access:
         self, uow: UnitOfWork, actor: Actor, resident_ids: Sequence[str]
     ) -> frozenset[Relationship]:
         """Every relationship that holds between ``actor`` and the person now."""
-        return frozenset(self._holding(uow, actor, self._ids(resident_ids), STRENGTH))
+        ids = self._ids(resident_ids)
+        _autoflush(uow)
+        return frozenset(self._holding(uow, actor, ids, STRENGTH))
 
     def relationship(self, uow: UnitOfWork, actor: Actor, resident_ids: Sequence[str]) -> Relationship:
         """The strongest relationship that holds now (``resident_ids``: the person's linked ids,
@@ -522,6 +586,8 @@ class Access:
         *,
         what: str,
         why: str = "",
+        known: frozenset[Relationship] = frozenset(),
+        hidden: frozenset[str] | None = None,
     ) -> Decision:
         """Decide, audit, and return the decision — or raise PermissionDenied.
 
@@ -531,19 +597,34 @@ class Access:
         transaction, otherwise as soon as the caller's transaction ends, commit or rollback (the
         caller's transaction may hold the database lock on SQLite, or the row lock of the same
         audit chain on PostgreSQL, so writing it from a second connection now could wait for
-        ever) — then PermissionDenied saying which relationship was missing."""
+        ever) — then PermissionDenied saying which relationship was missing.
+
+        ``known``: ties the caller made itself in this very transaction (the presence grant a
+        swipe has just written) — they are not read back; only the ties the table allows that
+        are *stronger* than the strongest of them are looked up, since only those could change
+        the decision.  ``hidden``: the person's hidden categories, when the caller has just read
+        them in this transaction (a swipe reads them with the card); otherwise they are read here."""
         if not what.strip():
             raise InvalidValue("what", "the resource being accessed, for the audit log")
         ids = self._ids(resident_ids)
+        _autoflush(uow)
         allowed_by = POLICY.get((actor.role, category, action), frozenset())
-        held = self._holding(uow, actor, ids, allowed_by)
+        held = set(known & allowed_by)
+        if held:
+            floor = STRENGTH.index(strongest(held))
+            held |= self._holding(uow, actor, ids, [r for r in allowed_by if STRENGTH.index(r) < floor])
+        else:
+            held = self._holding(uow, actor, ids, allowed_by)
         if held:
             tie = strongest(held)
         elif actor.resident_id is not None and actor.resident_id in ids:
             tie = R.SELF
         else:  # what the actor has without a query, for the message
             tie = R.INSTITUTION if actor.institution_code else R.NONE
-        hidden = self.hidden_of(uow, ids) if held and tie not in (R.SELF, R.BREAK_GLASS) else frozenset()
+        if not held or tie in (R.SELF, R.BREAK_GLASS):
+            hidden = frozenset()
+        elif hidden is None:
+            hidden = frozenset(uow.session.scalars(_HIDDEN, {"ids": ids}))
         decision = decide(actor, category, action, tie, hidden)
         if not decision.allowed:
             self._deny(uow, actor, ids[0], what=what, why=f"{action.value}: {decision.why}")
@@ -614,36 +695,25 @@ class Access:
             raise InvalidValue("institution_code", "where the card was presented")
         now = self.clock.now()
         expires = now + dt.timedelta(hours=self.grant_hours)
-        g = t.PresenceGrant
-        row = uow.session.scalars(
-            select(g)
-            .where(
-                g.resident_id == resident_id,
-                g.institution_code == institution_code,
-                g.reason.in_(PRESENCE_REASONS),
-                g.expires_at > now,
-            )
-            .order_by(g.expires_at.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            row = g(
-                resident_id=resident_id,
-                institution_code=institution_code,
-                card_use_id=card_use_id,
-                reason=reason,
-                granted_to=None,
-                why=None,
-                granted_at=now,
-                expires_at=expires,
-            )
-            uow.session.add(row)
+        _autoflush(uow)
+        params = {
+            "resident": resident_id,
+            "institution": institution_code,
+            "now": now,
+            "expires": expires,
+            "use": card_use_id,
+            "why_reason": reason,
+        }
+        # one round trip for a re-swipe: extend the newest unexpired grant (never shorten it)
+        row = uow.session.execute(_EXTEND_GRANT, params).first()
+        if row is not None:
+            grant_id, granted_to, why, granted_at, expires = row
         else:
-            row.expires_at = max(row.expires_at, expires)
-            row.card_use_id = card_use_id if card_use_id is not None else row.card_use_id
-            row.reason = reason
-        uow.flush()
-        return _grant_view(row)
+            grant_id = uow.session.execute(_NEW_GRANT, params).scalar_one()
+            granted_to, why, granted_at = None, None, now
+        return GrantView(
+            grant_id, resident_id, institution_code, reason, granted_to, why, granted_at, expires
+        )
 
     def break_glass(self, uow: UnitOfWork, actor: Actor, resident_id: str, *, reason: str) -> GrantView:
         """An emergency: ``actor`` (a clinician) reads the full record, hidden categories too, for

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, not_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, not_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -234,6 +234,37 @@ class _Chain:
                 )
 
 
+# --- the append's statements, built once (SQLAlchemy caches their compiled form) ---------------
+_LOG = AuditEntry.metadata.tables[AuditEntry.__tablename__]
+_HEADS = AuditHead.metadata.tables[AuditHead.__tablename__]
+_LOCK_HEAD = (
+    select(_HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.chain == bindparam("h_chain")).with_for_update()
+)
+_FIRST_HEAD_PG = (
+    postgresql.insert(_HEADS)
+    .values(seq=0, hash=GENESIS)
+    .on_conflict_do_nothing()
+    .returning(_HEADS.c.seq, _HEADS.c.hash)
+)
+_FIRST_HEAD_SQLITE = (
+    sqlite.insert(_HEADS)
+    .values(seq=0, hash=GENESIS)
+    .on_conflict_do_nothing()
+    .returning(_HEADS.c.seq, _HEADS.c.hash)
+)
+#: the entry's columns as bind parameters ``e_<column>`` (a column's own name is reserved)
+_INSERT_ENTRY = insert(_LOG).values(
+    {c.name: bindparam(f"e_{c.name}", type_=c.type) for c in _LOG.c if c.name != "id"}
+)
+_MOVE_HEAD = (
+    update(_HEADS)
+    .where(_HEADS.c.chain == bindparam("e_chain"))
+    .values(seq=bindparam("e_seq"), hash=bindparam("e_hash"))
+)
+#: PostgreSQL: the entry and the head in one statement
+_APPEND_PG = _MOVE_HEAD.add_cte(_INSERT_ENTRY.cte("entry"))
+
+
 class Audit:
     """Append to the chains, verify them, answer "who looked at my record"."""
 
@@ -245,16 +276,19 @@ class Audit:
     def _lock_head(session: Session, chain: str) -> tuple[int, str]:
         """The chain's head (seq, hash), row-locked until the transaction ends (PostgreSQL
         ``SELECT … FOR UPDATE``; SQLite holds the database lock from ``BEGIN IMMEDIATE``).  A new
-        chain's head is created first with ``INSERT … ON CONFLICT DO NOTHING``: of two first
-        writers one inserts, the other waits for it and then locks the row it made."""
-        head = select(AuditHead.seq, AuditHead.hash).where(AuditHead.chain == chain).with_for_update()
-        row = session.execute(head).one_or_none()
+        chain's head is created first with ``INSERT … ON CONFLICT DO NOTHING RETURNING``: the
+        writer whose row went in holds its lock already; of two first writers the other gets no
+        row back, waits for the first and then locks the row it made."""
+        row = session.execute(_LOCK_HEAD, {"h_chain": chain}).one_or_none()
         if row is None:
             postgres = session.get_bind().dialect.name == "postgresql"
-            first = (postgresql.insert if postgres else sqlite.insert)(AuditHead)
-            session.execute(first.values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing())
-            row = session.execute(head).one()
-        return int(row.seq), str(row.hash)
+            row = (
+                session.execute(
+                    _FIRST_HEAD_PG if postgres else _FIRST_HEAD_SQLITE, {"chain": chain}
+                ).one_or_none()
+                or session.execute(_LOCK_HEAD, {"h_chain": chain}).one()
+            )
+        return int(row[0]), str(row[1])
 
     def record(
         self,
@@ -269,7 +303,11 @@ class Audit:
         at: dt.datetime | None = None,
     ) -> AuditView:
         """Append one entry in ``uow`` (it commits or rolls back with the caller's work).
-        ``at``: when it happened, if not now (a denial written after the caller's transaction)."""
+        ``at``: when it happened, if not now (a denial written after the caller's transaction).
+
+        Two round trips on PostgreSQL (every access pays them): lock and read the head, then
+        one statement that inserts the entry and moves the head (a data-modifying CTE); SQLite,
+        in process, takes the insert and the update as two statements."""
         if not action or len(action) > 12:
             raise InvalidValue("action", "read, write, deny, break-glass, login … (at most 12 characters)")
         if outcome not in OUTCOMES:
@@ -292,11 +330,18 @@ class Audit:
             "outcome": outcome,
         }
         session = uow.session
+        if session.autoflush:  # the statements below are Core ones: flush pending work first
+            session.flush()
         last_seq, prev = self._lock_head(session, chain)
         values["seq"] = seq = last_seq + 1
         digest = entry_hash(prev, entry_fields(**values))
-        session.execute(insert(AuditEntry).values(**values, prev_hash=prev, hash=digest))
-        session.execute(update(AuditHead).where(AuditHead.chain == chain).values(seq=seq, hash=digest))
+        values["prev_hash"], values["hash"] = prev, digest
+        params = {f"e_{name}": value for name, value in values.items()}
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(_APPEND_PG, params)
+        else:
+            session.execute(_INSERT_ENTRY, params)
+            session.execute(_MOVE_HEAD, params)
         return AuditView(
             seq,
             chain,

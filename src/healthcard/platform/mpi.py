@@ -47,7 +47,7 @@ from typing import Any
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, and_, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 
 from healthcard.clock import Clock, local_date
@@ -486,6 +486,23 @@ def _survivor_of() -> ColumnElement[str]:
     return func.coalesce(Resident.merged_into, Resident.resident_id)
 
 
+_RESIDENTS = Resident.__table__.c
+#: prebuilt (compiled once, cached by SQLAlchemy): a resident's merge link
+_MERGED_INTO = select(_RESIDENTS.merged_into).where(_RESIDENTS.resident_id == bindparam("id"))
+#: a resident and everyone merged into it, by id (the MPI's links are one hop)
+_LINKED = (
+    select(_RESIDENTS.resident_id, _RESIDENTS.merged_into)
+    .where(or_(_RESIDENTS.resident_id == bindparam("id"), _RESIDENTS.merged_into == bindparam("id")))
+    .order_by(_RESIDENTS.resident_id)
+)
+
+
+def _autoflush(uow: UnitOfWork) -> None:
+    """Flush pending ORM changes before a Core statement reads, as an ORM query would."""
+    if uow.session.autoflush:
+        uow.session.flush()
+
+
 class Mpi:
     """The master patient index over one unit of work: every method takes the caller's ``uow``
     (so several services compose in one transaction) and never commits."""
@@ -499,32 +516,38 @@ class Mpi:
 
     def survivor(self, uow: UnitOfWork, resident_id: str) -> str:
         """The resident that ``resident_id`` resolves to (itself unless merged)."""
+        _autoflush(uow)  # the prebuilt statements are Core ones: SQLAlchemy would not flush
         seen: list[str] = []
         current = resident_id
         while True:
-            row = uow.session.execute(
-                select(Resident.merged_into).where(Resident.resident_id == current)
-            ).one_or_none()
-            if row is None:
+            merged_into = uow.session.execute(_MERGED_INTO, {"id": current}).one_or_none()
+            if merged_into is None:
                 raise NotFound("resident", current)
-            if row.merged_into is None:
+            if merged_into[0] is None:
                 return current
             seen.append(current)
             # one hop by construction; the loop only guards rows written by other means
-            if row.merged_into in seen or len(seen) > 8:
+            if merged_into[0] in seen or len(seen) > 8:
                 raise TransitionRefused(f"resident {resident_id}: merge links form a cycle")
-            current = row.merged_into
+            current = merged_into[0]
 
     def linked_ids(self, uow: UnitOfWork, resident_id: str) -> list[str]:
         """The survivor first, then every resident merged into it: the records of all of them
-        are the person's."""
-        survivor = self.survivor(uow, resident_id)
-        merged = uow.session.scalars(
-            select(Resident.resident_id)
-            .where(Resident.merged_into == survivor)
-            .order_by(Resident.resident_id)
-        )
-        return [survivor, *merged]
+        are the person's.
+
+        Read at every swipe, so one indexed query answers the common case — ``resident_id``
+        itself and whoever is merged into it; only when ``resident_id`` was itself merged away
+        is the survivor resolved first and its links read."""
+        _autoflush(uow)
+        rows = uow.session.execute(_LINKED, {"id": resident_id}).all()
+        own = next((row for row in rows if row[0] == resident_id), None)
+        if own is None:
+            raise NotFound("resident", resident_id)
+        if own[1] is not None:  # a merged duplicate: the person is its survivor's
+            survivor = self.survivor(uow, resident_id)
+            rows = uow.session.execute(_LINKED, {"id": survivor}).all()
+            return [survivor, *(row[0] for row in rows if row[0] != survivor)]
+        return [resident_id, *(row[0] for row in rows if row[0] != resident_id)]
 
     def _resident(self, uow: UnitOfWork, resident_id: str, *, lock: bool = False) -> Resident:
         query = select(Resident).where(Resident.resident_id == resident_id)

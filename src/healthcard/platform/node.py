@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, insert, or_, select
 
 from healthcard.clock import Clock, local_date
 from healthcard.errors import HotListed, InvalidValue, NotAuthenticated, NotFound, PermissionDenied
@@ -40,6 +40,7 @@ from healthcard.platform.access import (
     Decision,
     GrantView,
     NotificationView,
+    Relationship,
     Role,
 )
 from healthcard.platform.accounts import Accounts
@@ -83,6 +84,65 @@ class Upload:
     encounter: rec.EncounterIn
 
 
+_CARD_TABLE = t.Card.metadata.tables[t.Card.__tablename__]
+_CARDS = _CARD_TABLE.c
+#: a swipe's card, by the chip serial (unique): built once, a plain row
+_CARD_BY_CHIP = select(_CARDS.resident_id, _CARDS.card_number, _CARDS.chip_serial, _CARDS.status).where(
+    _CARDS.chip_serial == bindparam("chip")
+)
+_RESIDENTS = t.Resident.metadata.tables[t.Resident.__tablename__]
+_HIDDEN = t.HiddenCategory.metadata.tables[t.HiddenCategory.__tablename__]
+_merged = _RESIDENTS.alias("merged")
+#: a swipe's card and person: a row per (resident merged into the card's resident, hidden
+#: category of either) — one row for most people
+_SWIPE_CARD = (
+    select(
+        _CARDS.resident_id,
+        _CARDS.card_number,
+        _CARDS.chip_serial,
+        _CARDS.status,
+        _RESIDENTS.c.merged_into,
+        _merged.c.resident_id.label("linked"),
+        _HIDDEN.c.category.label("hidden"),
+    )
+    .join_from(_CARD_TABLE, _RESIDENTS, _RESIDENTS.c.resident_id == _CARDS.resident_id)
+    .outerjoin(_merged, _merged.c.merged_into == _CARDS.resident_id)
+    .outerjoin(
+        _HIDDEN,
+        or_(_HIDDEN.c.resident_id == _CARDS.resident_id, _HIDDEN.c.resident_id == _merged.c.resident_id),
+    )
+    .where(_CARDS.chip_serial == bindparam("chip"))
+    .order_by(_merged.c.resident_id)
+)
+#: a swipe's card use (刷卡记录), its id back in the same round trip
+_CARD_USES = t.CardUse.metadata.tables[t.CardUse.__tablename__]
+_NEW_CARD_USE = insert(_CARD_USES).returning(_CARD_USES.c.id)
+
+
+def _chip(chip_serial: str) -> str:
+    """A chip serial as stored: 16 upper-case hex digits."""
+    chip = chip_serial.strip().upper()
+    if len(chip) != 16 or any(c not in "0123456789ABCDEF" for c in chip):
+        raise InvalidValue("chip_serial", "16 hex digits (the chip serial of the card's ATR)")
+    return chip
+
+
+def _usable(row: Any, card_number: str, chip: str, *, live: bool) -> None:
+    """Refuse ``row`` (a card read by its chip) unless it is ``card_number``'s — and, ``live``, a
+    usable chip."""
+    if row is None or row.card_number != card_number:
+        raise NotFound("card", f"{card_number} with chip {chip}")
+    if live:
+        if row.status == "LOST":
+            raise HotListed(f"card {card_number} is reported lost", card_number=card_number, reason="lost")
+        if row.status not in USABLE_CARD:
+            raise HotListed(
+                f"chip {chip} of card {card_number} is {row.status.lower()}",
+                card_number=card_number,
+                reason=row.status.lower(),
+            )
+
+
 class Node:
     def __init__(self, db: Database, clock: Clock, *, token_secret: bytes, trust: TrustStore) -> None:
         self.db = db
@@ -99,7 +159,7 @@ class Node:
     # --- the person ----------------------------------------------------------------------------
     def _ids(self, uow: UnitOfWork, resident_id: str) -> list[str]:
         """The person's ids: the survivor first, then every resident merged into it."""
-        return self.mpi.linked_ids(uow, self.mpi.survivor(uow, resident_id))
+        return self.mpi.linked_ids(uow, resident_id)  # it resolves the survivor itself
 
     @contextmanager
     def _record(
@@ -120,27 +180,17 @@ class Node:
             yield uow, ids, decision
             uow.commit()
 
-    def _card(self, uow: UnitOfWork, card_number: str, chip_serial: str, *, live: bool) -> t.Card:
-        """The card row of ``card_number`` whose chip is ``chip_serial``.  ``live``: the chip must
-        be the card's current, usable chip (a swipe); otherwise any chip the number ever had (an
-        upload of a visit made before the chip was replaced)."""
-        chip = chip_serial.strip().upper()
-        if len(chip) != 16 or any(c not in "0123456789ABCDEF" for c in chip):
-            raise InvalidValue("chip_serial", "16 hex digits (the chip serial of the card's ATR)")
-        row = uow.session.scalars(select(t.Card).where(t.Card.chip_serial == chip)).first()
-        if row is None or row.card_number != card_number:
-            raise NotFound("card", f"{card_number} with chip {chip}")
-        if live:
-            if row.status == "LOST":
-                raise HotListed(
-                    f"card {card_number} is reported lost", card_number=card_number, reason="lost"
-                )
-            if row.status not in USABLE_CARD:
-                raise HotListed(
-                    f"chip {chip} of card {card_number} is {row.status.lower()}",
-                    card_number=card_number,
-                    reason=row.status.lower(),
-                )
+    def _card(
+        self, uow: UnitOfWork, card_number: str, chip_serial: str, *, live: bool
+    ) -> Row[str, str, str, str]:
+        """The card of ``card_number`` whose chip is ``chip_serial`` (its ``resident_id``,
+        ``card_number``, ``chip_serial`` and ``status``: a plain row, read at every swipe).
+        ``live``: the chip must be the card's current, usable chip (a swipe); otherwise any chip
+        the number ever had (an upload of a visit made before the chip was replaced)."""
+        chip = _chip(chip_serial)
+        row = uow.session.execute(_CARD_BY_CHIP, {"chip": chip}).first()
+        _usable(row, card_number, chip, live=live)
+        assert row is not None
         return row
 
     def login(self, username: str, password: str) -> Actor:
@@ -270,31 +320,50 @@ class Node:
         if stage not in STAGES:
             raise InvalidValue("stage", f"{stage!r}: one of {', '.join(STAGES)}")
         now = self.clock.now()
+        chip = _chip(chip_serial)
         with self.db.uow() as uow:
-            card = self._card(uow, card_number, chip_serial, live=True)
-            ids = self._ids(uow, card.resident_id)
-            use = t.CardUse(
-                resident_id=ids[0],
-                card_number=card_number,
-                chip_serial=card.chip_serial,
-                institution_code=actor.institution_code,
-                terminal_id=actor.id,
-                terminal_kind=terminal_kind[:16],
-                stage=stage,
-                at=now,
-            )
-            uow.session.add(use)
-            uow.flush()
+            # the card with the person in one round trip: its resident, whoever is merged into
+            # that resident (the MPI's links are one hop) and the categories they hide
+            rows = uow.session.execute(_SWIPE_CARD, {"chip": chip}).all()
+            _usable(rows[0] if rows else None, card_number, chip, live=True)
+            card = rows[0]
+            hidden: frozenset[str] | None = None
+            if card.merged_into is None:
+                ids = list(dict.fromkeys([card.resident_id, *(r.linked for r in rows if r.linked)]))
+                hidden = frozenset(r.hidden for r in rows if r.hidden)
+            else:  # the card's resident was merged into another: the person is the survivor's
+                ids = self._ids(uow, card.resident_id)
+            use_id = uow.session.execute(
+                _NEW_CARD_USE,
+                {
+                    "resident_id": ids[0],
+                    "card_number": card_number,
+                    "chip_serial": card.chip_serial,
+                    "institution_code": actor.institution_code,
+                    "terminal_id": actor.id,
+                    "terminal_kind": terminal_kind[:16],
+                    "stage": stage,
+                    "at": now,
+                },
+            ).scalar_one()
             grant = self.access.grant_presence(
-                uow, resident_id=ids[0], institution_code=actor.institution_code, card_use_id=use.id
+                uow, resident_id=ids[0], institution_code=actor.institution_code, card_use_id=use_id
             )
+            # the grant just made is the presence tie: the check need not read it back
             decision = self.access.check(
-                uow, actor, ids, Category.SUMMARY, what="summary", why=f"swipe {stage}"
+                uow,
+                actor,
+                ids,
+                Category.SUMMARY,
+                what="summary",
+                why=f"swipe {stage}",
+                known=frozenset({Relationship.PRESENCE}),
+                hidden=hidden,
             )
             summary = self.records.summary(uow, ids, hidden=decision.hidden)
             uow.commit()
             return Swipe(
-                ids[0], card_number, use.id, GrantInfo(actor.institution_code, grant.expires_at), summary
+                ids[0], card_number, use_id, GrantInfo(actor.institution_code, grant.expires_at), summary
             )
 
     # --- reading the record --------------------------------------------------------------------

@@ -41,8 +41,28 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    BindParameter,
+    Boolean,
+    Date,
+    Float,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    cast,
+    exists,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from healthcard.card.profile import ALERT_FLAGS, visit_item
 from healthcard.clock import SHANGHAI, Clock
@@ -64,6 +84,7 @@ from healthcard.platform.access import Carrier, Sensitivity
 from healthcard.platform.immunization import vaccines
 from healthcard.storage.tables import (
     Allergy,
+    Base,
     Diagnosis,
     Encounter,
     HealthArchive,
@@ -73,6 +94,7 @@ from healthcard.storage.tables import (
     Prescription,
     Procedure,
     Resident,
+    UTCDateTime,
 )
 from healthcard.storage.uow import UnitOfWork
 
@@ -785,6 +807,232 @@ def _vaccine_names() -> dict[str, str]:
     return {v.code: v.name for v in vaccines()}
 
 
+# --- the summary's statements ---------------------------------------------------------------------
+# The summary is read at every swipe.  Its statements are built once (SQLAlchemy caches their
+# compiled form) and select columns from the tables, not ORM entities: plain rows, no identity
+# map, no per-row instance state.
+def _table(entity: Any) -> Table:
+    return Base.metadata.tables[entity.__tablename__]
+
+
+_r, _a = _table(Resident).c, _table(HealthArchive).c
+_al, _im = _table(Allergy).c, _table(ImmunizationDose).c
+_en, _in = _table(Encounter).c, _table(Institution).c
+_di, _ob, _pr, _pc = _table(Diagnosis).c, _table(Observation).c, _table(Prescription).c, _table(Procedure).c
+_IDS: BindParameter[str] = bindparam("ids", expanding=True)
+_PERSON_SLOTS: dict[str, Any] = {
+    **{f"s{n}": String() for n in range(1, 6)},
+    "i1": Integer(),
+    "i2": Integer(),
+    "b1": Boolean(),
+    "d1": Date(),
+    "t1": UTCDateTime(),
+    "j1": JSON(),
+}
+_RESIDENT, _ALLERGY, _DOSE = 0, 1, 2
+
+
+def _slotted(tag: int, key: Any, source: Any, **slots: Any) -> Any:
+    """One branch of :data:`_PERSON`: the tag, a key (an allergy's or a dose's id), then every
+    slot — the column given for it, or a NULL of the slot's type."""
+    columns = [literal_column(str(tag), Integer).label("tag"), key.label("key")]
+    for name, kind in _PERSON_SLOTS.items():
+        columns.append((slots[name] if name in slots else cast(null(), kind)).label(name))
+    return select(*columns).select_from(source)
+
+
+_newest_doses = (
+    select(_im.id, _im.vaccine, _im.dose, _im.given_on)
+    .where(_im.resident_id.in_(_IDS))
+    .order_by(_im.given_on.desc(), _im.id.desc())
+    .limit(MAX_IMMUNIZATIONS)
+    .subquery("newest_doses")
+)
+#: the summary's person in one round trip: each of the person's residents with its archive's
+#: DF02 data (one archive per resident), their allergies, and their newest doses; the rows
+#: come unordered (a UNION's branches keep no order) and are sorted by the caller
+_PERSON = union_all(
+    _slotted(
+        _RESIDENT,
+        cast(null(), BigInteger),
+        _table(Resident).outerjoin(_table(HealthArchive), _a.resident_id == _r.resident_id),
+        s1=_r.resident_id,
+        s2=_r.name,
+        i1=_r.sex,
+        d1=_r.birth_date,
+        s3=_a.resident_id,
+        i2=_a.abo,
+        s4=_a.rh,
+        j1=_a.alerts,
+        s5=_a.other_alert,
+        b1=_a.psychiatric,
+    ).where(_r.resident_id.in_(_IDS)),
+    _slotted(
+        _ALLERGY,
+        _al.id,
+        _table(Allergy),
+        s1=_al.allergen,
+        s2=_al.reaction,
+        s3=_al.severity,
+        t1=_al.recorded_at,
+    ).where(_al.resident_id.in_(_IDS)),
+    _slotted(
+        _DOSE,
+        _newest_doses.c.id,
+        _newest_doses,
+        s1=_newest_doses.c.vaccine,
+        i1=_newest_doses.c.dose,
+        d1=_newest_doses.c.given_on,
+    ),
+)
+_RECENT = (
+    select(
+        _en.id,
+        _en.resident_id,
+        _en.institution_code,
+        _in.name,
+        _en.kind,
+        _en.status,
+        _en.number,
+        _en.department,
+        _en.clinician,
+        _en.category,
+        _en.started_at,
+        _en.ended_at,
+        _en.fees,
+        _en.payment_method,
+        _en.card_slot,
+        _en.upload_key,
+    )
+    .join_from(_table(Encounter), _table(Institution), _in.code == _en.institution_code)
+    .where(
+        _en.resident_id.in_(_IDS),
+        _en.kind.in_([EncounterKind.OUTPATIENT.value, EncounterKind.EMERGENCY.value]),
+        _en.status == EncounterStatus.CLOSED.value,
+    )
+    .order_by(_en.started_at.desc(), _en.id.desc())
+    .limit(3)
+)
+_HIDDEN_SET: BindParameter[str] = bindparam("hidden", expanding=True)
+#: the same without the visits of a hidden category — by the visit's own category (its most
+#: sensitive diagnosis) and by any diagnosis (F32.9 beside Z21 is left out all the same)
+_RECENT_SHOWN = _RECENT.where(
+    _en.category.not_in(_HIDDEN_SET),
+    ~exists().where(
+        _di.encounter_id == _en.id,
+        _di.resident_id == _en.resident_id,
+        _di.category.in_(_HIDDEN_SET),
+    ),
+)
+_VISITS: BindParameter[int] = bindparam("visits", expanding=True)
+_OWNERS: BindParameter[str] = bindparam("owners", expanding=True)
+
+
+def _items(tag: int, table: Any, **slots: Any) -> Any:
+    """One item table's rows of the summary's visits in the layout of :data:`_ITEMS`: the tag,
+    the visit, the item's id, then each slot — the table's column, or a NULL of the slot's type."""
+    c = _table(table).c
+    columns = [literal_column(str(tag), Integer).label("tag"), c.encounter_id, c.id]
+    for name, kind in _ITEM_SLOTS.items():
+        columns.append((slots[name] if name in slots else cast(null(), kind)).label(name))
+    return select(*columns).where(c.resident_id.in_(_OWNERS), c.encounter_id.in_(_VISITS))
+
+
+#: the union's columns after (tag, encounter_id, id): a slot per value, typed (SQLite and
+#: PostgreSQL want one type per column of a UNION)
+_ITEM_SLOTS: dict[str, Any] = {
+    **{f"s{n}": String() for n in range(1, 8)},
+    **{f"f{n}": Float() for n in range(1, 4)},
+    "i1": Integer(),
+    "b1": Boolean(),
+    "d1": Date(),
+    "t1": UTCDateTime(),
+}
+_D, _O, _P, _S = 0, 1, 2, 3
+#: the items of the summary's visits, the four item tables in one round trip
+_ITEMS = union_all(
+    _items(_D, Diagnosis, s1=_di.code, s2=_di.name, s3=_di.category, b1=_di.primary, d1=_di.diagnosed_on),
+    _items(
+        _O,
+        Observation,
+        s1=_ob.kind,
+        s2=_ob.code,
+        s3=_ob.name,
+        s4=_ob.value,
+        s5=_ob.unit,
+        s6=_ob.flag,
+        s7=_ob.category,
+        f1=_ob.value_num,
+        f2=_ob.low,
+        f3=_ob.high,
+        t1=_ob.observed_at,
+    ),
+    _items(
+        _P,
+        Prescription,
+        s1=_pr.drug,
+        s2=_pr.drug_code,
+        s3=_pr.dose,
+        s4=_pr.dose_unit,
+        s5=_pr.route_code,
+        s6=_pr.frequency,
+        s7=_pr.category,
+        i1=_pr.days,
+        t1=_pr.prescribed_at,
+    ),
+    _items(_S, Procedure, s1=_pc.code, s2=_pc.name, s3=_pc.category, d1=_pc.performed_on),
+).order_by("tag", "id")
+
+
+def _recent_views(session: Session, rows: Sequence[Any]) -> tuple[EncounterView, ...]:
+    """The summary's visits from :data:`_RECENT` rows, their items in one query."""
+    if not rows:
+        return ()
+    params = {"visits": [r.id for r in rows], "owners": sorted({r.resident_id for r in rows})}
+    diagnoses: dict[int, list[DiagnosisView]] = defaultdict(list)
+    observations: dict[int, list[ObservationView]] = defaultdict(list)
+    prescriptions: dict[int, list[PrescriptionView]] = defaultdict(list)
+    procedures: dict[int, list[ProcedureView]] = defaultdict(list)
+    for i in session.execute(_ITEMS, params):
+        if i.tag == _D:
+            diagnoses[i.encounter_id].append(DiagnosisView(i.id, i.s1, i.s2, i.b1, i.s3, i.d1))
+        elif i.tag == _O:
+            observations[i.encounter_id].append(
+                ObservationView(i.id, i.s1, i.s2, i.s3, i.s4, i.f1, i.s5, i.f2, i.f3, i.s6, i.s7, i.t1)
+            )
+        elif i.tag == _P:
+            prescriptions[i.encounter_id].append(
+                PrescriptionView(i.id, i.s1, i.s2, i.s3, i.s4, i.s5, i.s6, i.i1, i.s7, i.t1)
+            )
+        else:
+            procedures[i.encounter_id].append(ProcedureView(i.id, i.s1, i.s2, i.s3, i.d1))
+    return tuple(
+        EncounterView(
+            id=e.id,
+            resident_id=e.resident_id,
+            institution_code=e.institution_code,
+            institution_name=e.name,
+            kind=e.kind,
+            status=e.status,
+            number=e.number,
+            department=e.department,
+            clinician=e.clinician,
+            category=e.category,
+            started_at=e.started_at,
+            ended_at=e.ended_at,
+            diagnoses=tuple(diagnoses[e.id]),
+            observations=tuple(observations[e.id]),
+            prescriptions=tuple(prescriptions[e.id]),
+            procedures=tuple(procedures[e.id]),
+            fees=_fees(e.fees),
+            payment_method=e.payment_method,
+            card_slot=e.card_slot,
+            upload_key=e.upload_key,
+        )
+        for e in rows
+    )
+
+
 # --- the service ----------------------------------------------------------------------------------
 class Records:
     """The health records service: archive, allergies, encounters and the card summary."""
@@ -1172,58 +1420,56 @@ class Records:
         """The on-card summary as the platform holds it: who, blood group and alerts, allergies,
         the newest immunizations and the 3 newest closed outpatient / emergency visits.
 
-        Read at every swipe, so: the resident, the archive, allergies, immunizations and the
-        visits are one indexed query each, and the items of the 3 visits one query per item
-        table.  ``resident_ids`` lists the surviving id first (a merged person's records live
-        under several); the psychiatric flag is not shown when ``psychiatric`` is hidden."""
+        Read at every swipe, so three round trips, each a union of indexed reads over the
+        person's ids (:data:`_PERSON`: the residents with their archives, the allergies, the
+        newest doses; :data:`_RECENT`: the visits, hidden categories left out in the query;
+        :data:`_ITEMS`: the four item tables of those visits), plain rows rather than ORM
+        entities.  ``resident_ids`` lists the surviving id first (a merged person's records
+        live under several); the psychiatric flag is not shown when ``psychiatric`` is hidden."""
         ids = list(resident_ids)
         session = uow.session
-        residents = {
-            r.resident_id: r for r in session.scalars(select(Resident).where(Resident.resident_id.in_(ids)))
-        }
-        resident = next((residents[i] for i in ids if i in residents), None)
+        if session.autoflush:  # Core statements below: flush pending work as an ORM query would
+            session.flush()
+        people: dict[str, Any] = {}
+        allergy_rows: list[Any] = []
+        dose_rows: list[Any] = []
+        for row in session.execute(_PERSON, {"ids": ids}):
+            if row.tag == _RESIDENT:
+                people[row.s1] = row
+            elif row.tag == _ALLERGY:
+                allergy_rows.append(row)
+            else:
+                dose_rows.append(row)
+        resident = next((people[i] for i in ids if i in people), None)
         if resident is None:
             raise NotFound("resident", ",".join(ids))
-        archives = {
-            a.resident_id: a
-            for a in session.scalars(select(HealthArchive).where(HealthArchive.resident_id.in_(ids)))
-        }
-        archive = next((archives[i] for i in ids if i in archives), None)
+        archive = next((people[i] for i in ids if i in people and people[i].s3 is not None), None)
         names = _vaccine_names()
-        doses = session.scalars(
-            select(ImmunizationDose)
-            .where(ImmunizationDose.resident_id.in_(ids))
-            .order_by(ImmunizationDose.given_on.desc(), ImmunizationDose.id.desc())
-            .limit(MAX_IMMUNIZATIONS)
-        )
-        recent = (
-            _encounter_query(ids, hidden)
-            .where(
-                Encounter.kind.in_([EncounterKind.OUTPATIENT.value, EncounterKind.EMERGENCY.value]),
-                Encounter.status == EncounterStatus.CLOSED.value,
-            )
-            .order_by(Encounter.started_at.desc(), Encounter.id.desc())
-            .limit(3)
-        )
-        view = _archive_view(archive) if archive is not None else None
-        psychiatric = view.psychiatric if view is not None else None
+        dose_rows.sort(key=lambda d: (d.d1, d.key), reverse=True)  # newest first
+        immunizations = tuple((d.s1, names.get(d.s1, d.s1), d.i1, d.d1) for d in dose_rows)
+        allergy_rows.sort(key=lambda a: (a.t1, a.key), reverse=True)  # newest first
+        allergies = tuple(AllergyView(a.key, a.s1, a.s2, a.s3, a.t1) for a in allergy_rows)
+        if hidden:
+            recent = session.execute(_RECENT_SHOWN, {"ids": ids, "hidden": sorted(hidden)}).all()
+        else:
+            recent = session.execute(_RECENT, {"ids": ids}).all()
+        psychiatric = archive.b1 if archive is not None else None
         if Sensitivity.PSYCHIATRIC.value in hidden:
             psychiatric = None
+        stored = (archive.j1 or {}) if archive is not None else {}
         return SummaryView(
-            resident_id=resident.resident_id,
-            name=resident.name,
-            sex=resident.sex,
-            birth_date=resident.birth_date,
-            abo=view.abo if view else None,
-            rh=view.rh if view else None,
-            alerts=[name for name, on in view.alerts.items() if on] if view else [],
-            other_alert=view.other_alert if view else "",
+            resident_id=resident.s1,
+            name=resident.s2,
+            sex=resident.i1,
+            birth_date=resident.d1,
+            abo=archive.i2 if archive is not None else None,
+            rh=archive.s4 if archive is not None else None,
+            alerts=[name for name in ALERT_FLAGS if stored.get(name)],
+            other_alert=(archive.s5 or "") if archive is not None else "",
             psychiatric=psychiatric,
-            allergies=tuple(self.allergies(uow, ids)),
-            immunizations=tuple(
-                (d.vaccine, names.get(d.vaccine, d.vaccine), d.dose, d.given_on) for d in doses
-            ),
-            recent=tuple(_views(uow, ids, list(session.execute(recent)))),
+            allergies=allergies,
+            immunizations=immunizations,
+            recent=_recent_views(session, recent),
         )
 
     def card_application(self, uow: UnitOfWork, resident_id: str, base: Application) -> Application:
