@@ -6,6 +6,8 @@ sees the clinician in "who looked".  Then the refusals, and the offline clinic."
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,27 @@ from sqlalchemy import func, select
 from healthcard.clock import local_date
 from healthcard.storage import tables as t
 from healthcard.terminal.platform import PlatformClient, upload_payload
+from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.uplink import UploadQueue
 
 from .cardcentre_fixtures import NOW
 from .platform_fixtures import CARD, HOSPITAL, OTHER, PASSWORD, Platform, free_port, served
+
+
+@contextmanager
+def at_the_hospital(
+    platform: Platform, *, with_hotlist: bool = False
+) -> Iterator[tuple[httpx.Client, HealthCardTerminal, PlatformClient]]:
+    """The API served, a browser-ish client, and the hospital's workstation with the card in its
+    slot, logged in to the platform with its SAM."""
+    with (
+        served(platform.app) as url,
+        httpx.Client(base_url=url) as http,
+        platform.terminal(with_hotlist=with_hotlist) as terminal,
+        PlatformClient(url) as client,
+    ):
+        client.login(terminal, platform.terminal_id)
+        yield http, terminal, client
 
 
 def login(http: httpx.Client, username: str) -> dict[str, str]:
@@ -37,14 +56,7 @@ def count(platform: Platform, table: Any, **where: object) -> int:
 
 def test_the_visit_end_to_end(platform: Platform) -> None:
     rid = platform.resident_id
-    with (
-        served(platform.app) as url,
-        httpx.Client(base_url=url) as http,
-        platform.terminal(with_hotlist=True) as terminal,
-        PlatformClient(url) as client,
-    ):
-        client.login(terminal, platform.terminal_id)
-
+    with at_the_hospital(platform, with_hotlist=True) as (http, terminal, client):
         # the card first, offline: identity and the summary it carries
         offline = terminal.swipe()
         assert offline.holder.name == "张三" and offline.allergies[0].allergen == "青霉素"
@@ -162,13 +174,7 @@ def test_a_clinician_elsewhere_is_refused_and_the_attempt_audited(platform: Plat
 
 def test_bad_input_is_refused_by_field_and_writes_nothing(platform: Platform) -> None:
     rid = platform.resident_id
-    with (
-        served(platform.app) as url,
-        httpx.Client(base_url=url) as http,
-        platform.terminal() as terminal,
-        PlatformClient(url) as client,
-    ):
-        client.login(terminal, platform.terminal_id)
+    with at_the_hospital(platform) as (http, _, client):
         client.swipe(CARD, platform.chip_serial)
         doctor = login(http, "dr-wang")
         eid = http.post(
@@ -267,13 +273,7 @@ def test_offline_clinic_uploads_exactly_once(platform: Platform, tmp_path: Path)
 def test_an_open_visit_outlasts_the_grant_and_closing_it_ends_the_access(platform: Platform) -> None:
     """(b) of the policy: an open encounter at the clinician's institution is a tie of its own."""
     rid = platform.resident_id
-    with (
-        served(platform.app) as url,
-        httpx.Client(base_url=url) as http,
-        platform.terminal() as terminal,
-        PlatformClient(url) as client,
-    ):
-        client.login(terminal, platform.terminal_id)
+    with at_the_hospital(platform) as (http, _, client):
         client.swipe(CARD, platform.chip_serial)
         doctor = login(http, "dr-wang")
         eid = http.post(
@@ -314,13 +314,7 @@ def test_a_replacement_card_is_rebuilt_from_the_platform(platform: Platform) -> 
 
 
 def test_a_resident_logs_in_with_the_card_at_a_kiosk_only(platform: Platform) -> None:
-    with (
-        served(platform.app) as url,
-        httpx.Client(base_url=url) as http,
-        platform.terminal() as terminal,
-        PlatformClient(url) as client,
-    ):
-        client.login(terminal, platform.terminal_id)
+    with at_the_hospital(platform) as (http, _, client):
         terminal_auth = {"Authorization": f"Bearer {client.token}"}
         body = {"card_number": CARD, "chip_serial": platform.chip_serial}
         refused = http.post("/v1/auth/card", json=body, headers=terminal_auth)

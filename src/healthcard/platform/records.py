@@ -676,6 +676,39 @@ def _fees(raw: Sequence[Mapping[str, Any]] | None) -> tuple[FeeLine, ...]:
     return tuple(FeeLine(str(f["category"]), str(f["code"]), int(f["amount_fen"])) for f in raw or ())
 
 
+def _encounter_view(
+    e: Any,
+    institution_name: str,
+    diagnoses: Mapping[int, list[DiagnosisView]],
+    observations: Mapping[int, list[ObservationView]],
+    prescriptions: Mapping[int, list[PrescriptionView]],
+    procedures: Mapping[int, list[ProcedureView]],
+) -> EncounterView:
+    """An encounter (an ORM row or a Core row: the same column names) with its items."""
+    return EncounterView(
+        id=e.id,
+        resident_id=e.resident_id,
+        institution_code=e.institution_code,
+        institution_name=institution_name,
+        kind=e.kind,
+        status=e.status,
+        number=e.number,
+        department=e.department,
+        clinician=e.clinician,
+        category=e.category,
+        started_at=e.started_at,
+        ended_at=e.ended_at,
+        diagnoses=tuple(diagnoses.get(e.id, ())),
+        observations=tuple(observations.get(e.id, ())),
+        prescriptions=tuple(prescriptions.get(e.id, ())),
+        procedures=tuple(procedures.get(e.id, ())),
+        fees=_fees(e.fees),
+        payment_method=e.payment_method,
+        card_slot=e.card_slot,
+        upload_key=e.upload_key,
+    )
+
+
 def _archive_view(row: HealthArchive) -> ArchiveView:
     stored = row.alerts or {}
     return ArchiveView(
@@ -775,31 +808,7 @@ def _views(uow: UnitOfWork, resident_ids: Sequence[str], rows: Sequence[Any]) ->
     query_s = select(Procedure).where(Procedure.resident_id.in_(owners), Procedure.encounter_id.in_(ids))
     for s in session.scalars(query_s.order_by(Procedure.id)):
         procedures[s.encounter_id].append(ProcedureView(s.id, s.code, s.name, s.category, s.performed_on))
-    return [
-        EncounterView(
-            id=e.id,
-            resident_id=e.resident_id,
-            institution_code=e.institution_code,
-            institution_name=name,
-            kind=e.kind,
-            status=e.status,
-            number=e.number,
-            department=e.department,
-            clinician=e.clinician,
-            category=e.category,
-            started_at=e.started_at,
-            ended_at=e.ended_at,
-            diagnoses=tuple(diagnoses[e.id]),
-            observations=tuple(observations[e.id]),
-            prescriptions=tuple(prescriptions[e.id]),
-            procedures=tuple(procedures[e.id]),
-            fees=_fees(e.fees),
-            payment_method=e.payment_method,
-            card_slot=e.card_slot,
-            upload_key=e.upload_key,
-        )
-        for e, name in rows
-    ]
+    return [_encounter_view(e, name, diagnoses, observations, prescriptions, procedures) for e, name in rows]
 
 
 def _vaccine_names() -> dict[str, str]:
@@ -1006,31 +1015,7 @@ def _recent_views(session: Session, rows: Sequence[Any]) -> tuple[EncounterView,
             )
         else:
             procedures[i.encounter_id].append(ProcedureView(i.id, i.s1, i.s2, i.s3, i.d1))
-    return tuple(
-        EncounterView(
-            id=e.id,
-            resident_id=e.resident_id,
-            institution_code=e.institution_code,
-            institution_name=e.name,
-            kind=e.kind,
-            status=e.status,
-            number=e.number,
-            department=e.department,
-            clinician=e.clinician,
-            category=e.category,
-            started_at=e.started_at,
-            ended_at=e.ended_at,
-            diagnoses=tuple(diagnoses[e.id]),
-            observations=tuple(observations[e.id]),
-            prescriptions=tuple(prescriptions[e.id]),
-            procedures=tuple(procedures[e.id]),
-            fees=_fees(e.fees),
-            payment_method=e.payment_method,
-            card_slot=e.card_slot,
-            upload_key=e.upload_key,
-        )
-        for e in rows
-    )
+    return tuple(_encounter_view(e, e.name, diagnoses, observations, prescriptions, procedures) for e in rows)
 
 
 # --- the service ----------------------------------------------------------------------------------
