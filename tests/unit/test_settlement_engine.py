@@ -301,3 +301,38 @@ def test_a_broken_policy_file_is_refused_by_field(change: dict[str, object], fie
 def test_an_unknown_pool_or_year_is_refused() -> None:
     with pytest.raises(InvalidValue, match="no policy"):
         load_policy("demo", 2019)
+
+
+def test_a_bill_from_the_catalog() -> None:
+    """The cashier's bill for a township admission: 3 days' bed (A 2500), an appendectomy
+    (A 120000), ceftriaxone ×6 (B 1860), a single room ×3 (C 15000).  Total 2500×3 + 120000 +
+    1860×6 + 15000×3 = 7500 + 120000 + 11160 + 45000 = 183660; eligible 7500 + 120000 + 10044 =
+    137544; fund (137544 − 10000) × 90 % = 114789.6 → 114790."""
+    from healthcard.platform.settlement import load_catalog
+
+    catalog = load_catalog("demo", 2026)
+    lines = (
+        catalog.line("FW0401", 3, at="lines[0]"),
+        catalog.line("FW0501", 1, 120000, at="lines[1]"),
+        catalog.line("YP0011", 6, at="lines[2]"),
+        catalog.line("FW0403", 3, at="lines[3]"),
+    )
+    got = settle(POLICY, Claim(T, IN, True, False, lines))
+    assert (got.total_fen, got.eligible_fen, got.fund_fen, got.self_fen) == (183660, 137544, 114790, 68870)
+
+
+@pytest.mark.parametrize(
+    ("code", "quantity", "price", "field"),
+    [
+        ("NOPE01", 1, None, "lines[0].item"),
+        ("YP0001", 0, None, "lines[0].quantity"),
+        ("YP0001", -1, None, "lines[0].quantity"),
+        ("YP0001", 1, 900, "lines[0].unit_price_fen"),
+    ],
+)
+def test_a_catalog_line_is_refused_by_field(code: str, quantity: int, price: int | None, field: str) -> None:
+    from healthcard.platform.settlement import load_catalog
+
+    with pytest.raises(InvalidValue) as refused:
+        load_catalog().line(code, quantity, price)
+    assert refused.value.field == field
