@@ -497,7 +497,6 @@ def demo_seed(
     from healthcard.clock import SystemClock, local_date
     from healthcard.issuance import seed as seeding
     from healthcard.issuance.batch import run_batch
-    from healthcard.keys import ceremony
     from healthcard.keys.keystore import KeyStore
 
     settings = Settings.from_env()
@@ -511,14 +510,8 @@ def demo_seed(
     finally:
         db.dispose()
     with _app() as app:
-        centre = app.cards.keys
-        if centre.store.current_version() is None:
-            _, parts = ceremony.generate(3)
-            centre.ceremony(ceremony.combine(parts, 3))
+        if app.cards.keys.ensure_demo_keys(PROVINCE_CENTRES):
             console.print("key store: a demo ceremony made national/v1")
-        for province in PROVINCE_CENTRES:
-            if not centre.store.has(f"province/{province}/v{centre.store.current_version()}"):
-                centre.derive_province(province)
         Organisation(app.db).ensure_demo()
         folder = app.settings.data_dir / "demo"
         folder.mkdir(parents=True, exist_ok=True)

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from healthcard.card.cos import CardState
 from healthcard.card.sam import SamKeys, build_sam
 from healthcard.clock import Clock, local_date
 from healthcard.errors import InvalidValue, KeyStoreError
-from healthcard.keys import certificates, sm2
+from healthcard.keys import ceremony, certificates, sm2
 from healthcard.keys.keyset import (
     CardKeyDeriver,
     CardKeySet,
@@ -123,6 +123,19 @@ class KeyCentre:
             self.store.put_secret("ehc/security-root", "secret", security, algorithm="SM4", kcv=kcv)
         self.store.put_keyset(national)
         return national
+
+    def ensure_demo_keys(self, provinces: Iterable[str]) -> bool:
+        """The demo's keys, made on first use: national keys from a throw-away three-component
+        ceremony (only when the store holds none), and each province's set of the current
+        version.  True when this call held the ceremony."""
+        made = self.store.current_version() is None
+        if made:
+            _, parts = ceremony.generate(3)
+            self.ceremony(ceremony.combine(parts, 3))
+        for province in provinces:
+            if not self.store.has(f"province/{province}/v{self.store.current_version()}"):
+                self.derive_province(province)
+        return made
 
     def national(self, version: int | None = None) -> KeySet:
         version = version or self._current(Level.NATIONAL, "")

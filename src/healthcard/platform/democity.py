@@ -62,7 +62,6 @@ from healthcard.issuance.chips import Chip, SimulatedChip, SimulatedChips
 from healthcard.issuance.identity import area
 from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
 from healthcard.issuance.organisation import PROVINCE_CENTRES, Organisation
-from healthcard.keys import ceremony
 from healthcard.keys.kek import DEFAULT_MODULE, Kek, open_kek
 from healthcard.keys.keystore import KeyStore
 from healthcard.platform import records as rec
@@ -226,12 +225,7 @@ def _key_centre(settings: Settings, kek: Kek, clock: Clock) -> KeyCentre:
     """The key store (made on first use), national keys from a demo ceremony, the province keys
     of the card centres — what ``healthcard demo seed`` sets up."""
     centre = KeyCentre(KeyStore.open_or_create(settings.keystore_path, kek, clock), clock)
-    if centre.store.current_version() is None:
-        _, parts = ceremony.generate(3)
-        centre.ceremony(ceremony.combine(parts, 3))
-    for province in PROVINCE_CENTRES:
-        if not centre.store.has(f"province/{province}/v{centre.store.current_version()}"):
-            centre.derive_province(province)
+    centre.ensure_demo_keys(PROVINCE_CENTRES)
     return centre
 
 

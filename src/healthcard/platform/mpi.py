@@ -61,6 +61,7 @@ from healthcard.issuance.identity import (
     check_digit,
     check_identity,
 )
+from healthcard.platform.fields import text as _text
 from healthcard.storage.tables import (
     LIVE_CARD,
     Card,
@@ -424,15 +425,6 @@ def score(a: Demographics, b: Demographics, *, resident_id: str = "") -> Match:
 MAX_SCORED = 5000
 #: who decides what the MPI decides on its own
 AUTO_ACTOR = "mpi"
-
-
-def _text(field: str, value: str, longest: int) -> str:
-    value = value.strip()
-    if not value:
-        raise InvalidValue(field, "must not be empty")
-    if len(value) > longest:
-        raise InvalidValue(field, f"at most {longest} characters")
-    return value
 
 
 def _area_code(value: str | None, field: str = "area_code") -> str | None:

@@ -643,9 +643,10 @@ class Node:
 
     def hide(self, actor: Actor, resident_id: str, category: str, hidden: bool) -> frozenset[str]:
         with self.db.uow() as uow:
-            result = self.access.hide(uow, actor, self._ids(uow, resident_id)[0], category, hidden)
+            ids = self._ids(uow, resident_id)
+            self.access.hide(uow, actor, ids[0], category, hidden)
             uow.commit()
-            return result
+            return self.access.hidden_of(uow, ids)  # as GET answers: a merged duplicate's count too
 
     def _own(self, actor: Actor, what: str) -> None:
         """What only the resident sees: which categories they hide (itself telling), and their

@@ -81,6 +81,7 @@ from healthcard.issuance.application import (
 from healthcard.issuance.identity import area
 from healthcard.platform import icd10
 from healthcard.platform.access import Carrier, Sensitivity
+from healthcard.platform.fields import text as _text
 from healthcard.platform.immunization import vaccines
 from healthcard.storage.tables import (
     Allergy,
@@ -318,22 +319,6 @@ def _most_sensitive(categories: Iterable[str]) -> str:
     return max(
         (Sensitivity(c) for c in categories), key=lambda c: _RANK[c], default=Sensitivity.GENERAL
     ).value
-
-
-def _text(field: str, value: object, limit: int, *, required: bool = True) -> str:
-    """Stripped text of at most ``limit`` characters (the column's width)."""
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidValue(field, f"expected text, got {type(value).__name__}")
-    text = value.strip()
-    if required and not text:
-        raise InvalidValue(field, "is required")
-    if len(text) > limit:
-        raise InvalidValue(field, f"{len(text)} characters, at most {limit}")
-    if any(ord(ch) < 0x20 for ch in text):
-        raise InvalidValue(field, "control characters are not allowed")
-    return text
 
 
 def _gbk(field: str, value: object, limit: int, noun: str, *, required: bool = True) -> str:
