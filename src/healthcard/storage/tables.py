@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Date,
     DateTime,
     Dialect,
@@ -613,29 +614,372 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+
+# ==== appointments (healthcard.platform.appointments) ===============================================
+#: bookings that hold their slot (one per resident per session; one per slot)
+LIVE_BOOKING = ("BOOKED", "CHECKED_IN")
+
+
+class Department(Base):
+    """A department of an institution, by the standard department code (标准科室代码,
+    CARD-SPEC.md §9.2: 100 预防保健科, 200 全科, 300 内科 …)."""
+
+    __tablename__ = "departments"
+    __table_args__ = (UniqueConstraint("institution_code", "code"),)
+    id: Mapped[int] = _big_id()
+    institution_code: Mapped[str] = mapped_column(ForeignKey("institutions.code"))
+    code: Mapped[str] = mapped_column(String(6))
+    name: Mapped[str] = mapped_column(String(50))
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class Doctor(Base):
+    """A doctor who holds clinic sessions (出诊); ``username``: their platform account, if any."""
+
+    __tablename__ = "doctors"
+    id: Mapped[int] = _big_id()
+    institution_code: Mapped[str] = mapped_column(ForeignKey("institutions.code"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    title: Mapped[str] = mapped_column(String(20))  # 主任医师 | 副主任医师 | 主治医师 | 医师
+    username: Mapped[str | None] = mapped_column(ForeignKey("accounts.username"))
+    fee_fen: Mapped[int] = mapped_column(Integer, default=0)  # registration fee (挂号费)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class ScheduleTemplate(Base):
+    """A doctor's weekly session (周一上午 …) from ``valid_from`` (to ``valid_to``): how many
+    slots, how many of them kept for walk-in patients and for referrals from township clinics."""
+
+    __tablename__ = "schedule_templates"
+    __table_args__ = (UniqueConstraint("doctor_id", "weekday", "period", "valid_from"),)
+    id: Mapped[int] = _big_id()
+    doctor_id: Mapped[int] = mapped_column(ForeignKey("doctors.id"), index=True)
+    weekday: Mapped[int] = mapped_column(Integer)  # ISO: 1 Monday … 7 Sunday
+    period: Mapped[str] = mapped_column(String(10))  # morning | afternoon | evening
+    slots: Mapped[int] = mapped_column(Integer)  # all of them, walk-in and referral included
+    walk_in: Mapped[int] = mapped_column(Integer, default=0)
+    referral: Mapped[int] = mapped_column(Integer, default=0)
+    slot_minutes: Mapped[int] = mapped_column(Integer, default=10)
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class ScheduleException(Base):
+    """No session: a doctor's leave (``doctor_id``) or an institution's holiday (no doctor), for
+    a day or one period of it."""
+
+    __tablename__ = "schedule_exceptions"
+    __table_args__ = (Index("ix_schedule_exceptions_institution_on", "institution_code", "on"),)
+    id: Mapped[int] = _big_id()
+    institution_code: Mapped[str] = mapped_column(ForeignKey("institutions.code"))
+    doctor_id: Mapped[int | None] = mapped_column(ForeignKey("doctors.id"))
+    on: Mapped[dt.date] = mapped_column(Date)
+    period: Mapped[str | None] = mapped_column(String(10))  # None: the whole day
+    reason: Mapped[str] = mapped_column(String(60))
+    created_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ClinicSession(Base):
+    """出诊: one doctor, one date, one period — made from the templates, minus the exceptions.
+    OPEN | CANCELLED (the doctor's leave after booking: the bookings are cancelled and the
+    residents told)."""
+
+    __tablename__ = "clinic_sessions"
+    __table_args__ = (
+        UniqueConstraint("doctor_id", "on", "period"),
+        Index("ix_clinic_sessions_institution_on", "institution_code", "on"),
+        Index("ix_clinic_sessions_department_on", "department_id", "on"),
+    )
+    id: Mapped[int] = _big_id()
+    institution_code: Mapped[str] = mapped_column(ForeignKey("institutions.code"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    doctor_id: Mapped[int] = mapped_column(ForeignKey("doctors.id"))
+    on: Mapped[dt.date] = mapped_column(Date)
+    period: Mapped[str] = mapped_column(String(10))
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(10))
+    fee_fen: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Slot(Base):
+    """号源: a numbered place in a session, in one pool (public: bookable by anyone | walk-in:
+    the registration desk on the day | referral: kept for township clinics referring upward).
+    FREE | BOOKED; a booking takes a slot with ``UPDATE … WHERE status = 'FREE'`` so that two
+    processes can never both get it."""
+
+    __tablename__ = "slots"
+    __table_args__ = (
+        UniqueConstraint("session_id", "number"),
+        Index("ix_slots_session_pool_status", "session_id", "pool", "status"),
+    )
+    id: Mapped[int] = _big_id()
+    session_id: Mapped[int] = mapped_column(ForeignKey("clinic_sessions.id"))
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, … in the session: the queue number
+    pool: Mapped[str] = mapped_column(String(8))  # public | walk-in | referral
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(8))
+
+
+class Booking(Base):
+    """预约: a resident's booking of a slot.  BOOKED → CHECKED_IN (the card swiped at the
+    hospital: ``encounter_id``) | CANCELLED | NO_SHOW (the session ended without a check-in).
+    The database keeps one live booking per resident per session and per slot."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        Index(
+            "uq_bookings_live_session_resident",
+            "session_id",
+            "resident_id",
+            unique=True,
+            sqlite_where=_in(LIVE_BOOKING),
+            postgresql_where=_in(LIVE_BOOKING),
+        ),
+        Index(
+            "uq_bookings_live_slot",
+            "slot_id",
+            unique=True,
+            sqlite_where=_in(LIVE_BOOKING),
+            postgresql_where=_in(LIVE_BOOKING),
+        ),
+        Index("ix_bookings_resident_booked", "resident_id", "booked_at"),
+        Index("ix_bookings_session_status", "session_id", "status"),
+    )
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("clinic_sessions.id"))
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"))
+    institution_code: Mapped[str] = mapped_column(String(22))
+    channel: Mapped[str] = mapped_column(String(10))  # portal | kiosk | desk | referral
+    referred_by: Mapped[str | None] = mapped_column(String(22))  # the referring institution
+    status: Mapped[str] = mapped_column(String(10))
+    booked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    booked_by: Mapped[str] = mapped_column(String(40))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    cancelled_by: Mapped[str | None] = mapped_column(String(40))
+    checked_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    encounter_id: Mapped[int | None] = mapped_column(ForeignKey("encounters.id"))
+
+
+class BookingSuspension(Base):
+    """Online booking suspended (three no-shows in 90 days → 90 days, by policy), until
+    ``ends_at`` or until lifted by staff."""
+
+    __tablename__ = "booking_suspensions"
+    __table_args__ = (Index("ix_booking_suspensions_resident_ends", "resident_id", "ends_at"),)
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32))
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(String(100))
+    lifted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    lifted_by: Mapped[str | None] = mapped_column(String(40))
+
+
+# ==== NCMS settlement and the health account (healthcard.platform.settlement) =====================
+# Money is integer fen (BigInteger: a pool's fund passes 2**31 fen).  The ledger is double entry:
+# every transaction's entries sum to zero; an entry is never edited, a refund is new entries.
+
+
+class Enrollment(Base):
+    """参合: the resident is insured in ``pool`` for ``year`` (one pool per resident per year)."""
+
+    __tablename__ = "ncms_enrollments"
+    __table_args__ = (Index("ix_ncms_enrollments_pool_year", "pool", "year"),)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pool: Mapped[str] = mapped_column(String(16))
+    ncms_number: Mapped[str | None] = mapped_column(String(18))  # 新农合证（卡）号
+    premium_fen: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(8))  # ACTIVE | ENDED
+    enrolled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Accumulator(Base):
+    """The resident's year-to-date figures in a pool (rule inputs of SETTLEMENT.md).  A
+    settlement locks this row (``SELECT … FOR UPDATE``; SQLite: the database lock) and updates
+    it in its own transaction: two settlements of one resident run one after the other."""
+
+    __tablename__ = "ncms_accumulators"
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"), primary_key=True)
+    pool: Mapped[str] = mapped_column(String(16), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fund_paid_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    outpatient_fund_paid_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    outpatient_deductible_met_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    admissions: Mapped[int] = mapped_column(Integer, default=0)
+    settlements: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerTransaction(Base):
+    """One balanced movement of money: settlement | refund | top-up | payment | withdrawal |
+    funding; ``ref``: the settlement id, the bank reference …"""
+
+    __tablename__ = "ledger_transactions"
+    __table_args__ = (Index("ix_ledger_transactions_at", "at"),)
+    id: Mapped[int] = _big_id()
+    kind: Mapped[str] = mapped_column(String(12))
+    ref: Mapped[str] = mapped_column(String(64))
+    resident_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    actor: Mapped[str] = mapped_column(String(40))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerEntry(Base):
+    """A line of a transaction: ``amount_fen`` into (+) or out of (−) ``account`` — fund:<pool>,
+    receivable:<institution>, cash:<institution>, health:<resident>, bank:<bank>, pocket (the
+    resident's own cash), premiums:<pool>.  Never updated, never deleted."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_account_id", "account", "id"),)
+    id: Mapped[int] = _big_id()
+    txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    account: Mapped[str] = mapped_column(String(48))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    resident_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class Settlement(Base):
+    """One settlement (or the refund of one: ``kind`` refund, ``reverses_id``) of a visit's
+    bill at the cashier, with the figures of SETTLEMENT.md's rules and the policy version that
+    made them.  ``(institution_code, idempotency_key)`` is unique: a retried request finds the
+    first result.  ``review``: why the NCMS office should look at it (random | threshold |
+    outlier), or None."""
+
+    __tablename__ = "settlements"
+    __table_args__ = (
+        UniqueConstraint("institution_code", "idempotency_key"),
+        Index("ix_settlements_resident_settled", "resident_id", "settled_at"),
+        Index("ix_settlements_settled_at", "settled_at"),
+        Index("ix_settlements_encounter", "encounter_id"),
+    )
+    id: Mapped[int] = _big_id()
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))  # SM3 of the request: a reused key
+    kind: Mapped[str] = mapped_column(String(10))  # settlement | refund
+    status: Mapped[str] = mapped_column(String(10))  # SETTLED | REVERSED
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("settlements.id"), unique=True)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"))
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounters.id"))
+    institution_code: Mapped[str] = mapped_column(ForeignKey("institutions.code"))
+    level: Mapped[str] = mapped_column(String(10))
+    visit: Mapped[str] = mapped_column(String(10))
+    inside_pool: Mapped[bool] = mapped_column()
+    referral: Mapped[bool] = mapped_column()
+    referred_by: Mapped[str | None] = mapped_column(String(22))
+    pool: Mapped[str] = mapped_column(String(16))
+    year: Mapped[int] = mapped_column(Integer)
+    policy_version: Mapped[int] = mapped_column(Integer)
+    total_fen: Mapped[int] = mapped_column(BigInteger)
+    eligible_fen: Mapped[int] = mapped_column(BigInteger)
+    deductible_fen: Mapped[int] = mapped_column(BigInteger)
+    ratio_percent: Mapped[int] = mapped_column(Integer)
+    fund_fen: Mapped[int] = mapped_column(BigInteger)
+    self_fen: Mapped[int] = mapped_column(BigInteger)
+    village_eligible_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    capped: Mapped[bool] = mapped_column(default=False)
+    paid_by: Mapped[str] = mapped_column(String(8))  # account | cash
+    diagnosis_code: Mapped[str | None] = mapped_column(String(10))
+    review: Mapped[str | None] = mapped_column(String(60))
+    cashier: Mapped[str] = mapped_column(String(40))
+    settled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
+
+
+class SettlementLine(Base):
+    """A line of a settled bill: the catalog item, its class, quantity, price and amount, and the
+    fee category (WS 364.13 CV07.10.001) the card's fee lines are summed by."""
+
+    __tablename__ = "settlement_lines"
+    id: Mapped[int] = _big_id()
+    settlement_id: Mapped[int] = mapped_column(ForeignKey("settlements.id"), index=True)
+    resident_id: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer)
+    item: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(60))
+    item_class: Mapped[str] = mapped_column(String(1))
+    fee_category: Mapped[str] = mapped_column(String(2))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_fen: Mapped[int] = mapped_column(BigInteger)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class HealthAccount(Base):
+    """The resident's health account (co-branded with a bank, 联名卡): its balance never goes
+    below zero — the database refuses it (a CHECK), whatever the code does."""
+
+    __tablename__ = "health_accounts"
+    __table_args__ = (CheckConstraint("balance_fen >= 0", name="balance_not_negative"),)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"), primary_key=True)
+    bank: Mapped[str] = mapped_column(String(12))
+    account_number: Mapped[str] = mapped_column(String(32), unique=True)
+    balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(8))  # ACTIVE | FROZEN | CLOSED
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class BankTransfer(Base):
+    """A transfer the bank told us of (a top-up ``in``, a withdrawal ``out``), once per bank
+    reference: a repeated notice finds it and moves nothing."""
+
+    __tablename__ = "bank_transfers"
+    __table_args__ = (
+        UniqueConstraint("bank", "bank_ref"),
+        Index("ix_bank_transfers_bank_value_date", "bank", "value_date"),
+    )
+    id: Mapped[int] = _big_id()
+    bank: Mapped[str] = mapped_column(String(12))
+    bank_ref: Mapped[str] = mapped_column(String(40))
+    resident_id: Mapped[str] = mapped_column(String(32), index=True)
+    account_number: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    value_date: Mapped[dt.date] = mapped_column(Date)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
+
+
 __all__ = [
+    "LIVE_BOOKING",
     "LIVE_CARD",
     "OPEN_APPLICATION",
     "Account",
+    "Accumulator",
     "Allergy",
     "Application",
     "AuditEntry",
     "AuditHead",
+    "BankTransfer",
     "Base",
     "Batch",
+    "Booking",
+    "BookingSuspension",
     "Card",
     "CardEvent",
     "CardUse",
+    "ClinicSession",
     "CollectionPoint",
     "Counter",
+    "Department",
     "Diagnosis",
+    "Doctor",
     "Encounter",
+    "Enrollment",
+    "HealthAccount",
     "HealthArchive",
     "HiddenCategory",
     "HotListEntry",
     "HotListVersion",
     "ImmunizationDose",
     "Institution",
+    "LedgerEntry",
+    "LedgerTransaction",
     "MatchCandidate",
     "MergeEvent",
     "Notification",
@@ -646,6 +990,11 @@ __all__ = [
     "Procedure",
     "Resident",
     "ResidentIdentifier",
+    "ScheduleException",
+    "ScheduleTemplate",
+    "Settlement",
+    "SettlementLine",
+    "Slot",
     "Terminal",
     "UTCDateTime",
 ]
