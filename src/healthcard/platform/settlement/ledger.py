@@ -212,7 +212,9 @@ def verify(uow: UnitOfWork) -> LedgerCheck:
             .limit(100)
         ).scalars()
     )
-    stored = dict(session.execute(select(_HEALTH.c.resident_id, _HEALTH.c.balance_fen)).tuples().all())
+    stored = {
+        rid: int(fen) for rid, fen in session.execute(select(_HEALTH.c.resident_id, _HEALTH.c.balance_fen))
+    }
     summed = balances(uow, "health:")
     mismatches = tuple(
         sorted(
