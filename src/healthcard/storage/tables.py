@@ -614,7 +614,6 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-
 # ==== appointments (healthcard.platform.appointments) ===============================================
 #: bookings that hold their slot (one per resident per session; one per slot)
 LIVE_BOOKING = ("BOOKED", "CHECKED_IN")
