@@ -46,6 +46,18 @@ class Benefit:
 
 
 @dataclass(frozen=True)
+class Review:
+    """The NCMS office's review rules (the openIMIS ones): a deterministic random share of the
+    settlements, every bill above a value, and bills far above the average for the same primary
+    diagnosis in the pool and year (once that diagnosis has enough settlements to average)."""
+
+    random_percent: int = 5
+    threshold_fen: int = 1_000_000  # a bill (total) above this is reviewed
+    outlier_percent: int = 300  # above this share of the diagnosis' average total
+    outlier_min_sample: int = 20  # settlements of the diagnosis before the average counts
+
+
+@dataclass(frozen=True)
 class Policy:
     pool: str
     year: int
@@ -61,6 +73,16 @@ class Policy:
     upward_levels: frozenset[Level]  # inside the pool, without a referral from below: …
     upward_visit: Visit
     upward_points: int  # … these points off the ratio
+    #: the pool's area (GB/T 2260 prefixes): an institution whose area code starts with one of
+    #: them is inside the pool, any other is outside (cross-region care)
+    areas: tuple[str, ...] = ()
+    review: Review = Review()
+
+    def covers(self, area_code: str | None) -> bool:
+        """Is an institution of ``area_code`` inside the pool?"""
+        if not area_code:
+            return False
+        return any(area_code.startswith(prefix) for prefix in self.areas)
 
     def benefit(self, level: Level, visit: Visit) -> Benefit | None:
         return self.benefits.get((level, visit))
@@ -110,6 +132,27 @@ def parse_policy(data: Mapping[str, Any]) -> Policy:
         upward_visit = Visit(upward.get("visit", Visit.INPATIENT.value))
     except ValueError as exc:
         raise InvalidValue("inside_pool_upward_without_referral", str(exc)) from None
+    areas = data.get("areas", [])
+    if not isinstance(areas, list) or not all(
+        isinstance(a, str) and a.isdigit() and len(a) in (2, 4, 6) for a in areas
+    ):
+        raise InvalidValue("areas", "a list of GB/T 2260 prefixes (2, 4 or 6 digits)")
+    review = data.get("review", {})
+    if not isinstance(review, Mapping):
+        raise InvalidValue("review", "an object")
+    bounds = {
+        "random_percent": (0, 100),
+        "threshold_fen": (0, 10**12),
+        "outlier_percent": (100, 10_000),
+        "outlier_min_sample": (1, 10**6),
+    }
+    review_rules = Review(
+        **{
+            name: _int(review, name, "review.", low=low, high=high)
+            for name, (low, high) in bounds.items()
+            if name in review
+        }
+    )
     return Policy(
         pool=pool,
         year=_int(data, "year", "", low=2000, high=2100),
@@ -129,6 +172,8 @@ def parse_policy(data: Mapping[str, Any]) -> Policy:
         upward_points=_int(upward, "points", "inside_pool_upward_without_referral.", low=-100, high=0)
         if upward
         else 0,
+        areas=tuple(areas),
+        review=review_rules,
     )
 
 

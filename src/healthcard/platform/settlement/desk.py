@@ -1,0 +1,241 @@
+"""The NCMS settlement use cases of a platform node (``node.settlement``): actor first, one
+transaction each, through the access policy (category ``settlement``) and into the audit log.
+
+Who may do what (the policy table of :mod:`healthcard.platform.access`, docs/settlement.md):
+
+* the **cashier** (收费) of the visit's institution, with the card present or the patient in care
+  there: pre-settlement, settlement, refund, the patient's insured status and settlements;
+* the **NCMS office** (role ``insurer``): reads any settlement of its insured; an office of the
+  pool (an ``ncms-office`` institution inside the pool's areas) enrols residents and sees the
+  pool's dashboard — population figures about no single resident, so the desk checks the office
+  and writes the audit entry itself;
+* the **resident**: their own insured status and settlements.
+
+A settlement that loses a race on its idempotency key to a concurrent request of another
+resident (the database's unique key refuses the second insert) is tried once more: the retry
+finds the key and answers as a retry does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy.exc import IntegrityError
+
+from healthcard.clock import Clock, local_date
+from healthcard.errors import Duplicate, InvalidValue, PermissionDenied
+from healthcard.platform.access import Access, Action, Actor, Category, Role
+from healthcard.platform.audit import Audit
+from healthcard.platform.mpi import Mpi
+from healthcard.platform.settlement import office
+from healthcard.platform.settlement.policy import Policy
+from healthcard.platform.settlement.service import (
+    Bill,
+    Insured,
+    LineIn,
+    Quote,
+    Refunded,
+    Returned,
+    Settlements,
+    SettlementView,
+)
+from healthcard.storage.db import Database
+from healthcard.storage.uow import UnitOfWork
+
+
+class SettlementDesk:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        access: Access,
+        audit: Audit,
+        mpi: Mpi,
+        service: Settlements | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.access = access
+        self.audit = audit
+        self.mpi = mpi
+        self.service = service or Settlements(clock)
+
+    @contextmanager
+    def _record(
+        self, actor: Actor, resident_id: str, action: Action, *, what: str, why: str = ""
+    ) -> Iterator[tuple[UnitOfWork, list[str]]]:
+        """One transaction on a person's settlement data: the person's ids (survivor first), the
+        policy's decision audited with the work (or a refusal audited on its own)."""
+        with self.db.uow() as uow:
+            ids = self.mpi.linked_ids(uow, resident_id)
+            self.access.check(uow, actor, ids, Category.SETTLEMENT, action, what=what, why=why)
+            yield uow, ids
+            uow.commit()
+
+    @staticmethod
+    def _cashier(actor: Actor) -> str:
+        if not actor.institution_code:
+            raise PermissionDenied("bills are settled by the cashier of an institution")
+        return actor.institution_code
+
+    # --- insured status ------------------------------------------------------------------------
+    def _office(self, uow: UnitOfWork, actor: Actor, policy: Policy) -> None:
+        """Only an NCMS office of the pool (an ``ncms-office`` inside its areas) runs the pool."""
+        where = uow.reference.institution(actor.institution_code) if actor.institution_code else None
+        if (
+            actor.role is not Role.INSURER
+            or where is None
+            or where.kind != "ncms-office"
+            or not policy.covers(where.area_code)
+        ):
+            raise PermissionDenied(f"pool {policy.pool}: for the NCMS office of the pool")
+
+    def enrol(
+        self,
+        actor: Actor,
+        resident_id: str,
+        *,
+        pool: str,
+        year: int,
+        premium_fen: int,
+        ncms_number: str | None = None,
+    ) -> Insured:
+        """参合: the office of ``pool`` enrols a resident for ``year`` (premium into the fund)."""
+        try:
+            with self.db.uow() as uow:
+                policy = self.service.pool_policy(pool, year)
+                self._office(uow, actor, policy)
+                ids = self.mpi.linked_ids(uow, resident_id)
+                insured = self.service.enrol(
+                    uow,
+                    ids[0],
+                    pool=pool,
+                    year=year,
+                    premium_fen=premium_fen,
+                    ncms_number=ncms_number,
+                    actor=actor.id,
+                )
+                self.audit.record(
+                    uow,
+                    actor,
+                    action="write",
+                    what=f"ncms enrolment {pool} {year}"[:60],
+                    why="office of the pool",
+                    resident_id=ids[0],
+                )
+                uow.commit()
+                return insured
+        except IntegrityError:  # a concurrent enrolment of the same resident and year won
+            raise Duplicate("resident_id", f"{resident_id} is enrolled for {year} already") from None
+
+    def insured(self, actor: Actor, resident_id: str, year: int | None = None) -> Insured:
+        year = local_date(self.clock).year if year is None else year
+        with self._record(actor, resident_id, Action.READ, what=f"insured status {year}") as (uow, ids):
+            return self.service.insured(uow, ids, year)
+
+    # --- the bill ------------------------------------------------------------------------------
+    def quote(self, actor: Actor, resident_id: str, bill: Bill) -> Quote:
+        """试算 at the cashier: nothing is written but the audit entry."""
+        institution = self._cashier(actor)
+        what = f"pre-settlement encounter {bill.encounter_id}"
+        with self._record(actor, resident_id, Action.READ, what=what[:60]) as (uow, ids):
+            return self.service.quote(uow, ids, bill, institution_code=institution)
+
+    def settle(self, actor: Actor, resident_id: str, bill: Bill, *, key: str) -> tuple[SettlementView, bool]:
+        """Settle the visit's bill: (the settlement, True), or for a retry under the same key the
+        first settlement and False."""
+        institution = self._cashier(actor)
+        what = f"settlement encounter {bill.encounter_id}"[:60]
+        for attempt in (1, 2):
+            try:
+                with self._record(actor, resident_id, Action.WRITE, what=what, why=f"key {key}"[:60]) as (
+                    uow,
+                    ids,
+                ):
+                    return self.service.settle(
+                        uow, ids, bill, institution_code=institution, key=key, cashier=actor.id
+                    )
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def refund(
+        self, actor: Actor, settlement_id: int, returned: Sequence[Returned] | None, *, key: str
+    ) -> tuple[Refunded, bool]:
+        """退费: the whole bill (``returned`` None) or the lines given back."""
+        institution = self._cashier(actor)
+        what = f"refund settlement {settlement_id}"[:60]
+        for attempt in (1, 2):
+            try:
+                with self.db.uow() as uow:
+                    ids = self.mpi.linked_ids(uow, self.service.resident_of(uow, settlement_id))
+                    self.access.check(
+                        uow, actor, ids, Category.SETTLEMENT, Action.WRITE, what=what, why=f"key {key}"[:60]
+                    )
+                    refunded = self.service.refund(
+                        uow,
+                        ids,
+                        settlement_id,
+                        returned,
+                        institution_code=institution,
+                        key=key,
+                        cashier=actor.id,
+                    )
+                    uow.commit()
+                    return refunded
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- reading -------------------------------------------------------------------------------
+    def settlement(self, actor: Actor, settlement_id: int) -> SettlementView:
+        with self.db.uow() as uow:
+            ids = self.mpi.linked_ids(uow, self.service.resident_of(uow, settlement_id))
+            self.access.check(uow, actor, ids, Category.SETTLEMENT, what=f"settlement {settlement_id}"[:60])
+            view = self.service.get(uow, settlement_id)
+            uow.commit()
+            return view
+
+    def settlements(self, actor: Actor, resident_id: str, *, limit: int = 50) -> list[SettlementView]:
+        with self._record(actor, resident_id, Action.READ, what="settlements") as (uow, ids):
+            return self.service.of_person(uow, ids, limit=limit)
+
+    # --- the NCMS office -----------------------------------------------------------------------
+    def dashboard(self, actor: Actor, pool: str, year: int | None = None) -> office.Dashboard:
+        """The pool's fund, payments by level and month, the largest and the flagged settlements."""
+        year = local_date(self.clock).year if year is None else year
+        policy = self.service.pool_policy(pool, year)
+        with self.db.uow() as uow:
+            self._office(uow, actor, policy)
+            view = office.dashboard(uow, policy)
+            self.audit.record(
+                uow,
+                actor,
+                action="read",
+                what=f"ncms dashboard {pool} {year}"[:60],
+                why="office of the pool",
+                resident_id=None,
+            )
+            uow.commit()
+            return view
+
+
+def bill_of(
+    encounter_id: int,
+    lines: Sequence[tuple[str, int, int]],
+    *,
+    paid_by: str = "cash",
+    referral: bool = False,
+    referred_by: str | None = None,
+) -> Bill:
+    """A :class:`Bill` from (item, quantity, unit price) triples — for the CLI and the tests."""
+    if not isinstance(lines, Sequence):
+        raise InvalidValue("lines", "a list of (item, quantity, unit price)")
+    return Bill(encounter_id, tuple(LineIn(*line) for line in lines), paid_by, referral, referred_by)
+
+
+__all__ = ["SettlementDesk", "bill_of"]
