@@ -16,7 +16,18 @@ from fastapi import FastAPI
 
 from healthcard import __version__
 from healthcard.api import problems
-from healthcard.api.routes import areas, audit, auth, fhir, residents, swipes, uploads
+from healthcard.api.routes import (
+    appointments,
+    areas,
+    audit,
+    auth,
+    fhir,
+    health_account,
+    residents,
+    settlement,
+    swipes,
+    uploads,
+)
 from healthcard.api.tokens import Tokens
 from healthcard.bootstrap import App, bootstrap
 
@@ -59,7 +70,20 @@ def create_app(app: App, *, threads: int = ROUTE_THREADS) -> FastAPI:
     api.state.node = app.node
     api.state.tokens = Tokens(app.node.token_secret)
     problems.install(api)
-    for module in (auth, swipes, uploads, residents, areas, audit, fhir):
+    # appointments before fhir: its /fhir/Schedule, /fhir/Slot, /fhir/Appointment come before fhir's /fhir/{resource}
+    # settlement before fhir too: its /fhir/Claim search
+    for module in (
+        auth,
+        swipes,
+        uploads,
+        residents,
+        areas,
+        audit,
+        appointments,
+        settlement,
+        fhir,
+        health_account,
+    ):
         api.include_router(module.router)
 
     @api.get("/health", tags=["ops"], summary="Liveness: the process answers")

@@ -61,6 +61,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"  # the audit trail, no clinical data
     ADMIN = "admin"  # platform operator: accounts, terminals, institutions; no clinical data
     TERMINAL = "terminal"  # a card terminal logged in with its SAM (swipe, upload)
+    BANK = "bank"  # 联名卡 bank: notices of the health accounts it holds (account named by its code)
 
 
 class Category(StrEnum):
@@ -74,6 +75,7 @@ class Category(StrEnum):
     IMMUNIZATION = "immunization"
     SETTLEMENT = "settlement"  # fees, claims
     AUDIT = "audit"  # who looked at the record
+    APPOINTMENTS = "appointments"  # bookings, check-ins, no-show suspensions
 
 
 class Sensitivity(StrEnum):
@@ -190,6 +192,20 @@ RULES: tuple[Rule, ...] = (
         _SELF,
         "a resident updates their own contact details and reports their own card lost",
     ),
+    Rule(
+        Role.RESIDENT,
+        (C.APPOINTMENTS,),
+        _W,
+        _SELF,
+        "a resident books and cancels their own appointments (portal, or a kiosk with the card)",
+    ),
+    Rule(
+        Role.RESIDENT,
+        (C.SETTLEMENT,),
+        _W,
+        _SELF,
+        "a resident opens, freezes and closes their own health account (its money is theirs)",
+    ),
     # --- 医生 -----------------------------------------------------------------------------------
     Rule(
         Role.CLINICIAN,
@@ -204,6 +220,21 @@ RULES: tuple[Rule, ...] = (
         _W,
         _CLINICAL,
         "a clinician records the visit of a patient they may read; an emergency is documented too",
+    ),
+    Rule(
+        Role.CLINICIAN,
+        (C.APPOINTMENTS,),
+        _R,
+        _CLINICAL,
+        "a clinician sees the appointments of a patient they may read (a referral, a follow-up)",
+    ),
+    Rule(
+        Role.CLINICIAN,
+        (C.APPOINTMENTS,),
+        _W,
+        _DESK,
+        "a clinician refers a patient whose card is present or who is in care here upward (the "
+        "referral pool of a higher-level institution); an emergency needs no booking",
     ),
     # --- 挂号 -----------------------------------------------------------------------------------
     Rule(
@@ -221,6 +252,14 @@ RULES: tuple[Rule, ...] = (
         _W,
         _DESK,
         "挂号 opens the visit (number, department); reading visits is clinical and stays closed",
+    ),
+    Rule(
+        Role.REGISTRATION,
+        (C.APPOINTMENTS,),
+        _RW,
+        _DESK,
+        "the desk books, cancels and reads the appointments of a patient whose card is present or "
+        "who is in care here, and lifts a no-show suspension",
     ),
     # --- 收费 -----------------------------------------------------------------------------------
     Rule(Role.CASHIER, (C.DEMOGRAPHICS, C.CARD), _R, _DESK, "the cashier identifies the payer of the visit"),
@@ -268,6 +307,8 @@ RULES: tuple[Rule, ...] = (
         Role.AUDITOR, (C.AUDIT,), _R, _ANYONE, "the auditor reads anyone's audit trail and nothing clinical"
     ),
     # --- platform admin: no rows (accounts, terminals and institutions are no resident's data) ---
+    # --- bank: no rows (it has no tie to a resident the table could name: the health-account desk
+    #     lets it book notices of the accounts it holds, and audits them) ---
     # --- 终端 (a terminal logged in with its SAM) -------------------------------------------------
     Rule(
         Role.TERMINAL,
@@ -298,6 +339,13 @@ RULES: tuple[Rule, ...] = (
         _R,
         _PRESENT,
         "the terminal fetches the visit it writes back to the card in its slot (the ED record)",
+    ),
+    Rule(
+        Role.TERMINAL,
+        (C.APPOINTMENTS,),
+        _W,
+        _PRESENT,
+        "the card swiped at check-in checks in its holder's appointment of today here",
     ),
 )
 

@@ -66,8 +66,11 @@ from healthcard.keys.kek import DEFAULT_MODULE, Kek, open_kek
 from healthcard.keys.keystore import KeyStore
 from healthcard.platform import records as rec
 from healthcard.platform.access import Role
+from healthcard.platform.appointments import seed_demo as seed_appointments
 from healthcard.platform.immunization import GRACE_DAYS, add_months, schedule
 from healthcard.platform.node import Node
+from healthcard.platform.settlement.bank import DEMO_BANK, SimulatedBank
+from healthcard.platform.settlement.health_account import HealthAccounts
 from healthcard.settings import Settings
 from healthcard.storage import tables as t
 from healthcard.storage.db import Database
@@ -141,12 +144,13 @@ STAFF: tuple[_Staff, ...] = (
     _Staff("dr-township", "陈海峰", Role.CLINICIAN, "410122101", None, "swipe a card, open and record a visit"),
     _Staff("dr-village", "赵德福", Role.CLINICIAN, "410122201", None, "乡村医生: swipe, record, write to the card"),
     _Staff("registration", "孙丽", Role.REGISTRATION, "410102002", None, "GET /v1/residents/lookup?system=card&value=…"),
-    _Staff("cashier", "周敏", Role.CASHIER, "410102002", None, "fees of a visit after a swipe"),
+    _Staff("cashier", "周敏", Role.CASHIER, "410102002", None, "POST /v1/settlements after a swipe (新农合即时结算)"),
     _Staff("cdc-zhengzhou", "吴涛", Role.PUBLIC_HEALTH, "410100901", "4101", "GET /v1/areas/4101/immunizations/due"),
-    _Staff("ncms-zhongmou", "郑伟", Role.INSURER, "410122902", None, "新农合经办: settlement data"),
+    _Staff("ncms-zhongmou", "郑伟", Role.INSURER, "410122902", None, "GET /v1/ncms/pools/demo/dashboard?year=2026"),
     _Staff("card-admin", "马军", Role.CARD_ADMIN, "41000000001", None, "GET /v1/residents/lookup?system=card&value=…"),
     _Staff("auditor", "胡玲", Role.AUDITOR, None, None, "GET /v1/audit/verify"),
     _Staff("admin", "高峰", Role.ADMIN, None, None, "GET /v1/mpi/queue"),
+    _Staff(DEMO_BANK, "演示银行", Role.BANK, None, None, f"POST /v1/banks/{DEMO_BANK}/notices (a top-up)"),
 )  # fmt: skip
 _DOCTOR = {s.institution: s.username for s in STAFF if s.role == Role.CLINICIAN}
 
@@ -770,6 +774,72 @@ def _terminals(app: _City, centre: Callable[[], KeyCentre], folder: Path, sealer
         uow.commit()
 
 
+# --- health accounts -------------------------------------------------------------------------
+#: what the demo bank's customers paid in when they opened their health accounts (fen)
+_OPENING_FEN = (20_000, 30_000, 50_000, 100_000)
+
+
+def _health_accounts(app: _City, batch_id: str, folder: Path, seed: int) -> int:
+    """A health account at the demo bank for the three demo residents and every second other
+    resident, each topped up by the simulated bank (booked as its notices are; the bank's
+    statement file of the day in ``<data>/democity/bank/``), ``CHUNK`` a transaction.  A
+    resident who has an account is done (a resumed run goes on from there)."""
+    with app.db.uow() as uow:
+        rows = uow.session.execute(
+            select(t.Application.batch_row, t.Card.resident_id)
+            .join(t.Card, t.Card.application_number == t.Application.number)
+            .where(t.Application.batch_id == batch_id, t.Card.status.in_(t.LIVE_CARD))
+            .order_by(t.Application.batch_row)
+        ).all()
+        held = set(uow.session.scalars(select(t.HealthAccount.resident_id)))
+        used = int(uow.session.scalar(select(func.count()).select_from(t.BankTransfer)) or 0)
+    todo = [rid for row, rid in rows if row is not None and (row <= 3 or row % 2 == 0) and rid not in held]
+    if not todo:
+        return 0
+    rng = random.Random(f"{seed}/health-accounts/{used}")
+    bank = SimulatedBank(DEMO_BANK, folder / "bank", app.clock, serial=used)
+    accounts = HealthAccounts(app.clock, serials=lambda: rng.randrange(10**12))
+    for start in range(0, len(todo), CHUNK):
+        with app.db.uow() as uow:
+            for rid in todo[start : start + CHUNK]:
+                account = accounts.open(uow, [rid], bank=DEMO_BANK)
+                accounts.receive(uow, bank.deposit(account.account_number, rng.choice(_OPENING_FEN)), by=BY)
+            uow.commit()
+        for notice in bank.notices():
+            bank.acknowledge(notice.bank_ref, accepted=True)
+    bank.statement_file(local_date(app.clock))
+    return len(todo)
+
+
+# --- NCMS enrolment --------------------------------------------------------------------------
+#: the demo pool's year (its policy and catalog files) and each resident's premium (fen)
+NCMS_POOL, NCMS_YEAR, NCMS_PREMIUM = "demo", 2026, 40_000
+
+
+def _enrol(app: _City) -> int:
+    """参合: every resident insured in the demo pool for 2026, in bulk (those enrolled already
+    are skipped, so a resumed run goes on from there)."""
+    with app.db.uow() as uow:
+        ids = list(
+            uow.session.scalars(select(t.Resident.resident_id).where(t.Resident.merged_into.is_(None)))
+        )
+        done = app.node.settlement.service.enrol_many(
+            uow, ids, pool=NCMS_POOL, year=NCMS_YEAR, premium_fen=NCMS_PREMIUM, actor=BY
+        )
+        uow.commit()
+    return done
+
+
+# --- appointments ------------------------------------------------------------------------------
+def _schedules(db: Database, clock: Clock) -> int:
+    """Departments, doctors (the demo clinicians among them) and weekly templates of the hospitals
+    and township clinics (once), and the sessions of today and the booking window (every start):
+    something to book.  Returns the sessions opened by this call."""
+    doctors = {code: username for code, username in _DOCTOR.items() if code}
+    reports = seed_appointments(db, clock, [(i.code, i.level) for i in INSTITUTIONS], doctors)
+    return sum(r.sessions for r in reports)
+
+
 # --- accounts and logins ---------------------------------------------------------------------
 def _complete(uow: UnitOfWork) -> bool:
     names = [s.username for s in STAFF]
@@ -905,6 +975,7 @@ def ensure(
     if complete:
         db = Database(settings.db_url)
         try:
+            _schedules(db, clock)  # the days move on: open the sessions of today's window
             return _logins(db, clock, folder)
         finally:
             db.dispose()
@@ -944,8 +1015,12 @@ def ensure(
         _records(app, batch_id, seed, say)
         _terminals(app, lambda: centre, folder, sealer)
         say("terminals registered (one SAM per institution)")
+        opened = _health_accounts(app, batch_id, folder, seed)
+        say(f"health accounts opened and topped up at {DEMO_BANK}: {opened}")
+        say(f"insured in the NCMS pool {NCMS_POOL} for {NCMS_YEAR}: {_enrol(app)}")
         _accounts(app, batch_id)
         say("accounts made")
+        say(f"appointments: {_schedules(app.db, clock)} clinic sessions opened (today and the window)")
         return _logins(app.db, clock, folder)
     finally:
         app.db.dispose()

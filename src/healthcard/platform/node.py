@@ -44,9 +44,12 @@ from healthcard.platform.access import (
     Role,
 )
 from healthcard.platform.accounts import Accounts
+from healthcard.platform.appointments import AppointmentUseCases, booked_here_today
 from healthcard.platform.audit import Audit, AuditView, VerifyReport
 from healthcard.platform.immunization import CoverageRow, DoseStatus, DoseView, DueEntry, Immunizations
 from healthcard.platform.mpi import CandidateView, IdentifierView, IdSystem, MergeView, Mpi, PersonView
+from healthcard.platform.settlement.desk import SettlementDesk
+from healthcard.platform.settlement.health_account import HealthAccountDesk
 from healthcard.platform.terminals import Terminals
 from healthcard.storage import tables as t
 from healthcard.storage.db import Database
@@ -149,12 +152,25 @@ class Node:
         self.clock = clock
         self.token_secret = token_secret  # signs access tokens and terminal challenges
         self.audit = Audit(clock)
-        self.access = Access(db, clock, self.audit)
+        self.access = Access(db, clock, self.audit, care=(booked_here_today,))
         self.mpi = Mpi(clock)
         self.records = rec.Records(clock)
         self.immunizations = Immunizations(clock)
         self.accounts = Accounts(clock)
         self.terminals = Terminals(clock, token_secret, trust)
+        self.appointments = AppointmentUseCases(
+            db,
+            clock,
+            access=self.access,
+            audit=self.audit,
+            mpi=self.mpi,
+            records=self.records,
+            card=lambda uow, number, chip: self._card(uow, number, chip, live=True),
+        )
+        self.health_accounts = HealthAccountDesk(
+            db, clock, access=self.access, audit=self.audit, mpi=self.mpi
+        )
+        self.settlement = SettlementDesk(db, clock, access=self.access, audit=self.audit, mpi=self.mpi)
 
     # --- the person ----------------------------------------------------------------------------
     def _ids(self, uow: UnitOfWork, resident_id: str) -> list[str]:
