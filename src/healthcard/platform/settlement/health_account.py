@@ -339,8 +339,12 @@ class HealthAccounts:
         for r in rows:
             amount = int(r.amount_fen)
             balance += amount
-            # the other side: the accounts the money came from (a credit) or went to (a debit)
-            side = sorted({a for a, fen in others.get(r.txn_id, []) if (fen < 0) == (amount > 0)})
+            # the other side: the account the very amount came from or went to (a settlement also
+            # moves the fund's share: not the resident's money), else every account on that side
+            legs = others.get(r.txn_id, [])
+            side = sorted({a for a, fen in legs if fen == -amount}) or sorted(
+                {a for a, fen in legs if (fen < 0) == (amount > 0)}
+            )
             lines.append(StatementLine(r.id, r.txn_id, r.at, r.kind, r.ref, amount, balance, ", ".join(side)))
         return Statement(
             row.resident_id,
