@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -563,8 +564,30 @@ _FIRST_FREE = (
     .order_by(_sl.number)
     .limit(1)
 )
-_FIRST_FREE_SKIP_LOCKED = _FIRST_FREE.with_for_update(skip_locked=True)
-_FIRST_FREE_WAIT = _FIRST_FREE.with_for_update()
+#: PostgreSQL: take the first free slot no other transaction holds, in one statement that never
+#: waits for a row lock (so bookers can never deadlock on slots); None when every free slot is
+#: held or none is left
+_TAKE_UNHELD = (
+    update(_SLOTS)
+    .where(
+        _sl.id
+        == select(_sl.id)
+        .where(
+            _sl.session_id == bindparam("free_session"),  # an UPDATE reserves the column names
+            _sl.pool == bindparam("free_pool"),
+            _sl.status == SlotStatus.FREE,
+        )
+        .order_by(_sl.number)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    .values(status=SlotStatus.BOOKED)
+    .returning(_sl.id)
+)
+#: how long a booker waits for free slots other bookers hold (they may roll back) before it
+#: says "no free slot"; a booking transaction takes milliseconds
+HELD_WAIT_S = 2.0
 #: take a slot: only if it is still free — the row count says whether this transaction got it
 _TAKE = (
     update(_SLOTS)
@@ -1207,20 +1230,29 @@ class Appointments:
 
     def _take(self, uow: UnitOfWork, session_id: int, pool: Pool) -> int | None:
         """A free slot of ``pool`` taken for this transaction, or None when there is none."""
-        postgres = uow.session.get_bind().dialect.name == "postgresql"
-        # PostgreSQL: skip the slots other bookers hold; when all free ones are held, wait for
-        # them (they may roll back) rather than say "none" too early.  SQLite: the transaction
-        # holds the database's write lock already (BEGIN IMMEDIATE).
-        picks = (_FIRST_FREE_SKIP_LOCKED, _FIRST_FREE_WAIT) if postgres else (_FIRST_FREE,)
         params = {"session": session_id, "pool": pool.value}
-        for pick in picks:
-            for _ in range(100):  # each miss means another transaction took a slot: bounded
-                slot_id = uow.session.execute(pick, params).scalar()
-                if slot_id is None:
-                    break
-                if _rowcount(uow.session.execute(_TAKE, {"slot": slot_id})) == 1:
-                    return int(slot_id)
-        return None
+        if uow.session.get_bind().dialect.name != "postgresql":
+            # SQLite: the transaction holds the database's write lock already (BEGIN IMMEDIATE)
+            slot_id = uow.session.execute(_FIRST_FREE, params).scalar()
+            if slot_id is None or _rowcount(uow.session.execute(_TAKE, {"slot": slot_id})) != 1:
+                return None
+            return int(slot_id)
+        # PostgreSQL: skip the slots other bookers hold.  When every free slot is held, wait a
+        # little for them (a holder may roll back) rather than say "none" too early — polling,
+        # never queueing on their row locks: a booker that waits holds no slot of its own, and
+        # one that holds a slot never waits for another, so there is no cycle to deadlock in.
+        deadline = time.monotonic() + HELD_WAIT_S
+        pause = 0.002
+        while True:
+            slot_id = uow.session.execute(
+                _TAKE_UNHELD, {"free_session": session_id, "free_pool": pool.value}
+            ).scalar()
+            if slot_id is not None:
+                return int(slot_id)
+            if uow.session.execute(_FIRST_FREE, params).first() is None or time.monotonic() > deadline:
+                return None  # none left, or the holders kept them
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def booking(self, uow: UnitOfWork, booking_id: int) -> BookingView:
         row = uow.session.execute(_booking_query().where(t.Booking.id == booking_id)).first()
