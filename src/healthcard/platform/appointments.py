@@ -69,6 +69,7 @@ from healthcard.clock import SHANGHAI, Clock, local_date
 from healthcard.errors import Duplicate, InvalidValue, NotFound, PermissionDenied, TransitionRefused
 from healthcard.platform import records as rec
 from healthcard.platform.access import Access, Action, Actor, Carrier, Category, Relationship, Role
+from healthcard.platform.desk import Desk
 from healthcard.storage import tables as t
 
 if TYPE_CHECKING:
@@ -1616,7 +1617,7 @@ class ScheduleRows:
     last_day: dt.date | None
 
 
-class AppointmentUseCases:
+class AppointmentUseCases(Desk):
     """The appointment use cases of a node: each one transaction, each one through the access
     policy (category ``appointments``) like the others of :class:`~healthcard.platform.node.Node`.
 
@@ -1636,6 +1637,8 @@ class AppointmentUseCases:
     Departments, doctors, sessions and slots are reference data: any logged-in caller reads them.
     """
 
+    category = Category.APPOINTMENTS
+
     def __init__(
         self,
         db: Database,
@@ -1648,11 +1651,7 @@ class AppointmentUseCases:
         card: CardLookup,
         policy: BookingPolicy | None = None,
     ) -> None:
-        self.db = db
-        self.clock = clock
-        self.access = access
-        self.audit = audit
-        self.mpi = mpi
+        super().__init__(db, clock, access=access, audit=audit, mpi=mpi)
         self.records = records
         self.card = card
         self.service = Appointments(clock, policy)

@@ -18,8 +18,7 @@ finds the key and answers as a retry does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +26,7 @@ from healthcard.clock import Clock, local_date
 from healthcard.errors import Duplicate, InvalidValue, PermissionDenied
 from healthcard.platform.access import Access, Action, Actor, Category, Role
 from healthcard.platform.audit import Audit
+from healthcard.platform.desk import Desk
 from healthcard.platform.mpi import Mpi
 from healthcard.platform.settlement import office
 from healthcard.platform.settlement.policy import Policy
@@ -44,7 +44,9 @@ from healthcard.storage.db import Database
 from healthcard.storage.uow import UnitOfWork
 
 
-class SettlementDesk:
+class SettlementDesk(Desk):
+    category = Category.SETTLEMENT
+
     def __init__(
         self,
         db: Database,
@@ -55,24 +57,8 @@ class SettlementDesk:
         mpi: Mpi,
         service: Settlements | None = None,
     ) -> None:
-        self.db = db
-        self.clock = clock
-        self.access = access
-        self.audit = audit
-        self.mpi = mpi
+        super().__init__(db, clock, access=access, audit=audit, mpi=mpi)
         self.service = service or Settlements(clock)
-
-    @contextmanager
-    def _record(
-        self, actor: Actor, resident_id: str, action: Action, *, what: str, why: str = ""
-    ) -> Iterator[tuple[UnitOfWork, list[str]]]:
-        """One transaction on a person's settlement data: the person's ids (survivor first), the
-        policy's decision audited with the work (or a refusal audited on its own)."""
-        with self.db.uow() as uow:
-            ids = self.mpi.linked_ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.SETTLEMENT, action, what=what, why=why)
-            yield uow, ids
-            uow.commit()
 
     @staticmethod
     def _cashier(actor: Actor) -> str:

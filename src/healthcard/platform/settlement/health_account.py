@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +46,7 @@ from healthcard.clock import SHANGHAI, Clock, local_date
 from healthcard.errors import Duplicate, InvalidValue, NotFound, PermissionDenied, TransitionRefused
 from healthcard.platform.access import Access, Action, Actor, Category, Role
 from healthcard.platform.audit import Audit
+from healthcard.platform.desk import Desk
 from healthcard.platform.mpi import Mpi
 from healthcard.platform.settlement import bank as bk
 from healthcard.platform.settlement import ledger
@@ -490,10 +490,12 @@ def _said(direction: str, account: str, fen: int, day: dt.date) -> str:
 
 
 # --- the use cases ---------------------------------------------------------------------------------
-class HealthAccountDesk:
+class HealthAccountDesk(Desk):
     """The health-account use cases of a platform node (``node.health_accounts``): actor first,
     one transaction each; a resident's data through :meth:`Access.check` (category settlement),
     the bank's notices and the reconciliation by role, every one audited."""
+
+    category = Category.SETTLEMENT
 
     def __init__(
         self,
@@ -505,24 +507,8 @@ class HealthAccountDesk:
         mpi: Mpi,
         service: HealthAccounts | None = None,
     ) -> None:
-        self.db = db
-        self.clock = clock
-        self.access = access
-        self.audit = audit
-        self.mpi = mpi
+        super().__init__(db, clock, access=access, audit=audit, mpi=mpi)
         self.service = service or HealthAccounts(clock)
-
-    @contextmanager
-    def _record(
-        self, actor: Actor, resident_id: str, action: Action, *, what: str, why: str = ""
-    ) -> Iterator[tuple[UnitOfWork, list[str]]]:
-        """One transaction on a person's account: the person's ids (survivor first), the policy's
-        decision audited with the work (or a refusal audited on its own), commit at the end."""
-        with self.db.uow() as uow:
-            ids = self.mpi.linked_ids(uow, resident_id)
-            self.access.check(uow, actor, ids, Category.SETTLEMENT, action, what=what, why=why)
-            yield uow, ids
-            uow.commit()
 
     # --- the resident's account ---
     def open(self, actor: Actor, resident_id: str, *, bank: str) -> AccountView:
