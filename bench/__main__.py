@@ -25,6 +25,7 @@ from bench.common import made_by, median_seconds, visit
 from bench.issuance import run_issuance
 from bench.keys import run_keys
 from bench.platform import run_platform
+from bench.settlement import run_settlement
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.sam import SamOS
 from healthcard.demo import demo_sam, issue_demo_card
@@ -191,7 +192,12 @@ def report(swipe: dict[str, float], tp: dict[str, float | str], command: str) ->
 
 
 #: the sections ``--only`` runs, by name: their heading on the page and what makes them
-SECTIONS: dict[str, str] = {"keys": "## Keys", "issuance": "## Issuance", "platform": "## Platform"}
+SECTIONS: dict[str, str] = {
+    "keys": "## Keys",
+    "issuance": "## Issuance",
+    "platform": "## Platform",
+    "settlement": "## Settlement and appointments",
+}
 
 
 def replace_section(page: str, heading: str, section: str) -> str:
@@ -237,6 +243,8 @@ def main() -> None:
         sections.append(run_issuance(command, args.quick, args.issuance_cards))
     if args.only in (None, "platform"):
         sections.append(run_platform(command, args.quick))
+    if args.only in (None, "settlement"):
+        sections.append(run_settlement(command, args.quick))
     text = "\n".join(sections)
     sys.stdout.write(text)
     if args.write:
