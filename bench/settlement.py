@@ -501,7 +501,9 @@ def report(run: Run, command: str) -> str:
         "Booking under contention: residents, a thread each (32 at once), race for one session's "
         "public slots through the appointments service, each booking its own transaction; the "
         "over-booking count is bookings past the slots + live bookings sharing a slot + residents "
-        "with two bookings in the session.\n\n"
+        "with two bookings in the session.  attempts/s is the race's throughput (each attempt a "
+        "transaction: access check, audit entry, the slot or the refusal); bookings/s is the "
+        "winners over the race's whole time.\n\n"
     )
     if run.races:
         out.append(
