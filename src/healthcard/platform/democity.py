@@ -70,6 +70,7 @@ from healthcard.platform.appointments import seed_demo as seed_appointments
 from healthcard.platform.immunization import GRACE_DAYS, add_months, schedule
 from healthcard.platform.node import Node
 from healthcard.platform.settlement.bank import DEMO_BANK, SimulatedBank
+from healthcard.platform.settlement.fees import CATEGORIES as FEE_CATEGORIES
 from healthcard.platform.settlement.health_account import HealthAccounts
 from healthcard.settings import Settings
 from healthcard.storage import tables as t
@@ -533,12 +534,20 @@ def _visit(person: _Person, n: int, illness: _Illness, days_ago: int) -> rec.Enc
     if illness is _HYPERTENSION and rng.random() < 0.3:  # controlled today
         observations = _observations(rng, labs, normal=True)
     level = inst.level or "county"
-    fees = [rec.FeeLine("挂号费", "1", _REGISTRATION_FEE[level])]
+
+    # fee categories as a settlement writes them (settlement/fees.py): the consultation and
+    # registration under 诊疗费, drugs 西药费, labs 化验费, exams 检查费
+    def fee(category: str, fen: int) -> rec.FeeLine:
+        return rec.FeeLine(FEE_CATEGORIES[category], category, fen)
+
+    fees = [fee("6", _REGISTRATION_FEE[level])]
     if drugs:
-        fees.append(rec.FeeLine("西药费", "2", sum(d.fen for d in drugs) + rng.randrange(0, 500)))
-    lab_fen = sum(3500 if lab.kind == "lab" else 9000 for lab in labs if lab.code not in ("SBP", "DBP"))
-    if lab_fen:
-        fees.append(rec.FeeLine("检查化验费", "3", lab_fen))
+        fees.append(fee("3", sum(d.fen for d in drugs) + rng.randrange(0, 500)))
+    measured = [lab for lab in labs if lab.code not in ("SBP", "DBP")]
+    for category, kind, each in (("5", "lab", 3500), ("8", "exam", 9000)):
+        total = sum(each for lab in measured if lab.kind == kind)
+        if total:
+            fees.append(fee(category, total))
     payment = person.app.payment_methods[0] if person.app.payment_methods else None
     return rec.EncounterIn(
         institution_code=code,
