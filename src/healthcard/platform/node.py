@@ -12,7 +12,7 @@ The visit flow (ARCHITECTURE.md §6 flow 2)::
     terminal: card + SAM authenticate, hot list   →  swipe()          card use, presence grant,
                                                                          summary for the clinician
     clinician                                     →  open_encounter() add_items() card_record()
-    terminal: write ED record to the card (SAM)   →  close_encounter(card_slot=…)
+    terminal: write ED/EE to the card (SAM)       →  close_encounter(card_slot=…)
     offline terminal, later                       →  upload()          exactly once per upload_key
 """
 
@@ -499,7 +499,8 @@ class Node:
             )
 
     def card_record(self, actor: Actor, resident_id: str, encounter_id: int) -> dict[str, str | int]:
-        """The ED item values the terminal writes to the card for this encounter."""
+        """The item values the terminal writes to the card for this encounter: ED for an
+        outpatient or emergency visit, EE for an inpatient stay (:func:`rec.card_record`)."""
         what = f"encounter {encounter_id}"
         with self._record(actor, resident_id, Category.ENCOUNTERS, what=what, why="card") as (uow, ids, _):
             return rec.card_record(self.records.encounter(uow, ids, encounter_id))
@@ -515,7 +516,7 @@ class Node:
         card_slot: int | None = None,
     ) -> rec.EncounterView:
         if card_slot is not None and not 1 <= card_slot <= 5:
-            raise InvalidValue("card_slot", "the card keeps outpatient records in ED01 to ED05")
+            raise InvalidValue("card_slot", "the card keeps visits in ED01–ED05 and stays in EE01–EE03")
         with self._own_encounter(actor, resident_id, encounter_id, "close") as (uow, ids):
             return self.records.close_encounter(
                 uow,

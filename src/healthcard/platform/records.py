@@ -22,7 +22,11 @@ itself, never after the fact.
 The **on-card summary** is a view computed from these (:meth:`Records.summary`): what DF02 holds
 plus the newest outpatient visits of DF03, read in a handful of indexed queries at every swipe.
 :meth:`Records.card_application` turns it into what a replacement chip carries, and
-:func:`card_record` into the ED (门诊信息) items the terminal writes at the end of a visit.
+:func:`card_record` turns a visit into the record the terminal writes at the end of it: the ED
+(门诊信息) items of an outpatient or emergency visit, the EE (住院信息) items of an inpatient stay
+with its fee lines and the card's fee totals (:func:`ee_fee_items`, :data:`EE_TOTALS` — card
+layout, kept here so that the settlement, which writes the fees, depends on records and not
+the other way round).
 
 Every input is checked before anything is written; a refusal is an
 :class:`~healthcard.errors.InvalidValue` naming the field (``diagnoses[0].code``), and nothing
@@ -372,7 +376,8 @@ def _slot(kind: EncounterKind, slot: object) -> int | None:
         return None
     top = _SLOTS[kind]
     if isinstance(slot, bool) or not isinstance(slot, int) or not 1 <= slot <= top:
-        raise InvalidValue("card_slot", f"{slot!r}: a {kind.value} visit is in card file 1..{top}")
+        files = "EE01–EE03" if kind == EncounterKind.INPATIENT else "ED01–ED05"
+        raise InvalidValue("card_slot", f"{slot!r}: an {kind.value} visit is written to {files} (1..{top})")
     return slot
 
 
@@ -1556,7 +1561,7 @@ class Records:
         uow.session.flush()
 
 
-# --- the card's ED record -------------------------------------------------------------------------
+# --- the card's visit records (ED, EE) -----------------------------------------------------------
 def _fit(text: str, limit: int) -> str:
     """``text`` cut at a character boundary to ``limit`` bytes of GBK (characters GBK lacks
     become "?", NULs are dropped): what an ans item of the card can hold."""
@@ -1574,16 +1579,17 @@ def _fit(text: str, limit: int) -> str:
     return "".join(out)
 
 
-def _ans(param: str, text: str | None) -> str:
-    return _fit(text or "", visit_item("ED", param).length)
+def _ans(param: str, text: str | None, file: str = "ED") -> str:
+    """``text`` as the ans item ``param`` of the ``file`` (ED or EE) records holds it."""
+    return _fit(text or "", visit_item(file, param).length)
 
 
-def _digits(param: str, text: str) -> str | None:
+def _digits(param: str, text: str, file: str = "ED") -> str | None:
     """A decimal number as a cn item holds it (digits and ".", no sign), or None if it does not
     fit."""
     if not re.fullmatch(r"\d+(\.\d+)?", text):
         return None
-    return text if len(text) <= 2 * visit_item("ED", param).length else None
+    return text if len(text) <= 2 * visit_item(file, param).length else None
 
 
 def _quantity(value: float) -> str:
@@ -1591,20 +1597,38 @@ def _quantity(value: float) -> str:
     return text or "0"
 
 
+def _primary_first(diagnoses: Iterable[DiagnosisView]) -> list[DiagnosisView]:
+    """The order a visit file lists diagnoses in: the primary one first, then as recorded."""
+    return sorted(diagnoses, key=lambda d: (not d.primary, d.id))
+
+
+def _newest_first(procedures: Iterable[ProcedureView]) -> list[ProcedureView]:
+    return sorted(procedures, key=lambda s: (-s.performed_on.toordinal(), s.id))
+
+
 #: ED 检查/检验结果代码: 1 异常, 2 正常, 3 不确定
 _RESULT = {"H": "1", "L": "1", "A": "1", "N": "2"}
 
 
 def card_record(view: EncounterView) -> dict[str, str | int]:
-    """The DF03/ED (门诊信息) items of an outpatient or emergency visit by SDK tag (CARD-SPEC.md
-    §4.7.2), for :meth:`healthcard.terminal.sdk.HealthCardTerminal.write_outpatient_record`.
+    """The visit record the terminal writes to the card at the end of the visit, by SDK tag:
+    the DF03/ED (门诊信息) items of an outpatient or emergency visit, for
+    :meth:`~healthcard.terminal.sdk.HealthCardTerminal.write_outpatient_record`, or the
+    DF03/EE (住院信息) items of an inpatient stay, for
+    :meth:`~healthcard.terminal.sdk.HealthCardTerminal.write_inpatient_record` (the encounter's
+    ``kind`` tells the terminal which)."""
+    if view.kind == EncounterKind.INPATIENT:
+        return _inpatient_items(view)
+    return _outpatient_items(view)
+
+
+def _outpatient_items(view: EncounterView) -> dict[str, str | int]:
+    """The ED items (CARD-SPEC.md §4.7.2).
 
     The file holds 5 diagnoses (the primary first), 10 lab / exam results (the newest first),
     5 medications, 3 procedures and 10 fee lines; text longer than its item is cut at a
     character boundary, numbers that a cn item cannot hold (negative, too long) are left out.
     The time of the visit is written in China's local time."""
-    if view.kind == EncounterKind.INPATIENT:
-        raise InvalidValue("kind", "an inpatient stay is written to an EE file, not ED")
     values: dict[str, str | int] = {
         "JZJGMC": _ans("JZJGMC", view.institution_name),
         "JZJGZZJGDM": view.institution_code[: visit_item("ED", "JZJGZZJGDM").length],
@@ -1614,8 +1638,7 @@ def card_record(view: EncounterView) -> dict[str, str | int]:
     }
     if view.payment_method:
         values["YLFKFS"] = view.payment_method
-    diagnoses = sorted(view.diagnoses, key=lambda d: (not d.primary, d.id))
-    for n, d in enumerate(diagnoses[:5], start=1):
+    for n, d in enumerate(_primary_first(view.diagnoses)[:5], start=1):
         values[f"MZZDMC{n}"] = _ans(f"MZZDMC{n}", d.name)
         values[f"MZZDDM{n}"] = _ans(f"MZZDDM{n}", d.code)
         values[f"ZDRQ{n}"] = d.diagnosed_on.strftime("%Y%m%d")
@@ -1639,8 +1662,7 @@ def card_record(view: EncounterView) -> dict[str, str | int]:
         if dose := _digits(f"YWSYCJL{n}", p.dose):
             values[f"YWSYCJL{n}"] = dose
         values[f"YWSYTJDM{n}"] = p.route_code
-    procedures = sorted(view.procedures, key=lambda s: (-s.performed_on.toordinal(), s.id))
-    for n, s in enumerate(procedures[:3], start=1):
+    for n, s in enumerate(_newest_first(view.procedures)[:3], start=1):
         values[f"SSCZMC{n}"] = _ans(f"SSCZMC{n}", s.name)
         values[f"SSCZDM{n}"] = _ans(f"SSCZDM{n}", s.code)
         values[f"SSCZRQ{n}"] = s.performed_on.strftime("%Y%m%d")
@@ -1652,7 +1674,88 @@ def card_record(view: EncounterView) -> dict[str, str | int]:
     return values
 
 
+def _inpatient_items(view: EncounterView) -> dict[str, str | int]:
+    """The EE items (CARD-SPEC.md §4.7.1, Appendix A).
+
+    The header (institution, 入院日期 as the local day the stay began, 病案号 = the encounter
+    number, the admitting department), 3 diagnoses (the primary first) with the 3 newest
+    procedures in the same groups, the discharge (出院日期, the department again — the platform
+    keeps one department per stay — and 住院天数) once the stay has ended, and the fees
+    (:func:`ee_fee_items`).  Cut and left out as the ED items are."""
+    admitted = view.started_at.astimezone(SHANGHAI).date()
+    values: dict[str, str | int] = {
+        "ZYJGMC": _ans("ZYJGMC", view.institution_name, "EE"),
+        "ZYJGZZJGDM": _ans("ZYJGZZJGDM", view.institution_code, "EE"),
+        "RYRQ": admitted.strftime("%Y%m%d"),
+        "BAH": _ans("BAH", view.number, "EE"),
+        "ZYHZRYKSMC": _ans("ZYHZRYKSMC", view.department, "EE"),
+    }
+    for n, d in enumerate(_primary_first(view.diagnoses)[:3], start=1):
+        values[f"JBZDMC{n}"] = _ans(f"JBZDMC{n}", d.name, "EE")
+        values[f"JBZDDM{n}"] = _ans(f"JBZDDM{n}", d.code, "EE")
+        values[f"QZRQ{n}"] = d.diagnosed_on.strftime("%Y%m%d")
+    for n, s in enumerate(_newest_first(view.procedures)[:3], start=1):
+        values[f"SSCZMC{n}"] = _ans(f"SSCZMC{n}", s.name, "EE")
+        values[f"SSCZDM{n}"] = _ans(f"SSCZDM{n}", s.code, "EE")
+        values[f"SSCZRQ{n}"] = s.performed_on.strftime("%Y%m%d")
+    if view.ended_at is not None:
+        discharged = view.ended_at.astimezone(SHANGHAI).date()
+        values["CYRQ"] = discharged.strftime("%Y%m%d")
+        values["ZYHZCYKSMC"] = _ans("ZYHZCYKSMC", view.department, "EE")
+        # 实际住院天数 (病案首页): the days between admission and discharge, a same-day stay 1
+        if days := _digits("ZYHZZYTS", str(max(1, (discharged - admitted).days)), "EE"):
+            values["ZYHZZYTS"] = days
+    values.update(ee_fee_items(view.fees, view.payment_method))
+    return values
+
+
+#: 费用分类代码 → the EE total it adds to, in the card's order (offset 1594: 床位费, 护理费, 西药费,
+#: 中药费, 化验费, 诊疗费, 手术费, 检查费, 其他); 住院总费用 ZYZFY (offset 1589) holds them all.
+#: CV07.10.001's own value list was not retrieved (CARD-SPEC.md §11): the codes are this order,
+#: 1 to 9, and :data:`healthcard.platform.settlement.fees.CATEGORIES` names them.
+EE_TOTALS: Mapping[str, str] = {
+    "1": "CWF",
+    "2": "ZYHLF",
+    "3": "ZYXYF",
+    "4": "ZYZYF",
+    "5": "ZYHYF",
+    "6": "ZYZLF",
+    "7": "ZYSSF",
+    "8": "ZYJCF",
+    "9": "QTZYFY",
+}
+#: the EE total of a fee whose code has none of its own
+_EE_OTHER = "QTZYFY"
+_EE_FEE_LINES = 20
+
+
+def ee_fee_items(fees: Sequence[FeeLine], payment_method: str | None) -> dict[str, str | int]:
+    """The EE (住院信息) fee items of an inpatient stay by SDK tag: the payment method, up to 20
+    fee lines, 住院总费用 and the nine category totals (a fee of a code without a total of its
+    own adds to 其他; lines past the 20th still count in the totals).  Amounts are fen, as the
+    card's cn items hold them; a stay without fees has no fee items at all (nothing billed is
+    not "billed 0")."""
+    values: dict[str, str | int] = {}
+    if payment_method:
+        values["ZYFYYLFKFSDM"] = payment_method
+    if not fees:
+        return values
+    totals = dict.fromkeys(EE_TOTALS.values(), 0)
+    for n, fee in enumerate(fees, start=1):
+        if n <= _EE_FEE_LINES:
+            values[f"ZYFYFL{n}"] = _ans(f"ZYFYFL{n}", fee.category, "EE")
+            values[f"ZYFYFLDM{n}"] = _ans(f"ZYFYFLDM{n}", fee.code, "EE")
+            if amount := _digits(f"ZYFYJE{n}", str(fee.amount_fen), "EE"):
+                values[f"ZYFYJE{n}"] = amount
+        totals[EE_TOTALS.get(fee.code, _EE_OTHER)] += fee.amount_fen
+    for tag, total in {"ZYZFY": sum(fee.amount_fen for fee in fees), **totals}.items():
+        if digits := _digits(tag, str(total), "EE"):
+            values[tag] = digits
+    return values
+
+
 __all__ = [
+    "EE_TOTALS",
     "AllergyView",
     "ArchiveView",
     "DiagnosisIn",
@@ -1671,4 +1774,5 @@ __all__ = [
     "Records",
     "SummaryView",
     "card_record",
+    "ee_fee_items",
 ]

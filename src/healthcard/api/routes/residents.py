@@ -136,7 +136,9 @@ def add_items(
 
 @router.get(
     "/{resident_id}/encounters/{encounter_id}/card-record",
-    summary="The outpatient record (ED items by SDK tag) the terminal writes to the card",
+    summary="The visit record the terminal writes to the card, by SDK tag: ED items for an "
+    "outpatient or emergency visit (write_outpatient_record), EE items for an inpatient stay "
+    "(write_inpatient_record)",
 )
 def card_record(
     resident_id: ResidentId, encounter_id: EncounterId, node: NodeDep, actor: ActorDep

@@ -1,5 +1,8 @@
 """The fee lines a settled bill leaves in the visit record — the card's ED fee lines (门诊费用
 分类 ×10) and EE fee lines and totals (住院费用分类 ×20, 住院总费用 and nine category totals).
+How those lines are laid out on the card (:func:`ee_fee_items`, :data:`EE_TOTALS`) is the
+visit record's business and lives in :mod:`healthcard.platform.records`; it is re-exported
+here beside the categories it totals.
 
 WS 364.13 CV07.10.001 (费用分类代码) is one digit on the card, and its value list was not
 retrieved (CARD-SPEC.md §11).  The card itself names the categories an inpatient record totals
@@ -20,10 +23,10 @@ kind           code   category    why
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from healthcard.platform.records import FeeLine
+from healthcard.platform.records import EE_TOTALS, FeeLine, ee_fee_items
 
 #: CV07.10.001 as this platform writes it: code → category name (the order of the EE totals)
 CATEGORIES: Mapping[str, str] = {
@@ -39,18 +42,6 @@ CATEGORIES: Mapping[str, str] = {
 }
 #: catalog item kind → category code
 BY_KIND: Mapping[str, str] = {"drug": "3", "service": "6", "material": "9"}
-#: category code → the EE total it adds to (住院总费用 ZYZFY holds them all)
-EE_TOTALS: Mapping[str, str] = {
-    "1": "CWF",
-    "2": "ZYHLF",
-    "3": "ZYXYF",
-    "4": "ZYZYF",
-    "5": "ZYHYF",
-    "6": "ZYZLF",
-    "7": "ZYSSF",
-    "8": "ZYJCF",
-    "9": "QTZYFY",
-}
 #: the payment method the visit record carries once the NCMS settled it (CV07.10.003)
 NCMS_PAYMENT = "03"
 
@@ -74,25 +65,6 @@ def fee_lines(lines: Iterable[Priced]) -> list[FeeLine]:
     for line in lines:
         sums[line.fee_category] = sums.get(line.fee_category, 0) + line.amount_fen
     return [FeeLine(CATEGORIES[code], code, sums[code]) for code in sorted(sums) if sums[code]]
-
-
-def ee_fee_items(fees: Sequence[FeeLine], payment_method: str | None) -> dict[str, str | int]:
-    """The EE (住院信息) fee items of an inpatient stay by SDK tag: the payment method, up to 20
-    fee lines, 住院总费用 and the nine category totals (a category the platform does not know
-    adds to 其他).  Amounts are fen, as the card's cn items hold them."""
-    values: dict[str, str | int] = {}
-    if payment_method:
-        values["ZYFYYLFKFSDM"] = payment_method
-    totals = dict.fromkeys(EE_TOTALS.values(), 0)
-    for n, fee in enumerate(fees, start=1):
-        if n <= 20:
-            values[f"ZYFYFL{n}"] = fee.category
-            values[f"ZYFYFLDM{n}"] = fee.code
-            values[f"ZYFYJE{n}"] = str(fee.amount_fen)
-        totals[EE_TOTALS.get(fee.code, "QTZYFY")] += fee.amount_fen
-    values["ZYZFY"] = str(sum(fee.amount_fen for fee in fees))
-    values.update({tag: str(amount) for tag, amount in totals.items()})
-    return values
 
 
 __all__ = [
