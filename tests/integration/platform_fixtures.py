@@ -26,6 +26,7 @@ from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
 from healthcard.issuance.organisation import Organisation
 from healthcard.platform.access import Role
 from healthcard.settings import Settings
+from healthcard.storage import tables as t
 from healthcard.storage.db import Database
 from healthcard.terminal import hotlist as hot
 from healthcard.terminal.sdk import HealthCardTerminal
@@ -118,6 +119,40 @@ def make_platform(database_url: str, key_centre: KeyCentre, clock: FixedClock, f
         view = node.terminals.register(uow, certificate=certificate, institution_code=HOSPITAL)
         uow.commit()
     return Platform(app, clock, key_centre, chip, sam, card.chip_serial, resident_id, view.id)
+
+
+def insured_here(
+    platform: Platform,
+    level: str,
+    *,
+    staff: tuple[tuple[str, Role, str | None], ...] = (("cashier-1", Role.CASHIER, HOSPITAL),),
+) -> None:
+    """Ready for NCMS settlement: the hospital at ``level`` (inside the demo pool: Zhengzhou),
+    the resident insured in the pool for this year, and ``staff`` accounts (username, role,
+    institution) — a cashier of the hospital unless told otherwise."""
+    node = platform.app.node
+    with platform.app.db.uow() as uow:
+        hospital = uow.session.get(t.Institution, HOSPITAL)
+        assert hospital is not None
+        hospital.level = level
+        node.settlement.service.enrol(
+            uow,
+            platform.resident_id,
+            pool="demo",
+            year=local_date(platform.clock).year,
+            premium_fen=40_000,
+            actor="ncms-office",
+        )
+        for username, role, institution in staff:
+            node.accounts.create(
+                uow,
+                username=username,
+                name=username,
+                role=role,
+                password=PASSWORD,
+                institution_code=institution,
+            )
+        uow.commit()
 
 
 def free_port() -> int:

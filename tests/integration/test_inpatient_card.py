@@ -12,13 +12,12 @@ import datetime as dt
 import httpx
 
 from healthcard.clock import SHANGHAI, local_date
-from healthcard.platform.access import Role
 from healthcard.platform.records import EE_TOTALS
 from healthcard.platform.settlement import ledger
 from healthcard.storage import tables as t
 from healthcard.terminal.platform import PlatformClient
 
-from .platform_fixtures import CARD, HOSPITAL, PASSWORD, Platform, served
+from .platform_fixtures import CARD, HOSPITAL, Platform, insured_here, served
 from .test_visit_flow import count, login
 
 STAY_DAYS = 5
@@ -36,35 +35,8 @@ BILL = [
 TOTAL = 120_000 + 5 * 2_500 + 5 * 1_800 + 6 * 1_860 + 10 * 350 + 6 * 250  # 157 660 fen
 
 
-def _prepare(platform: Platform) -> None:
-    """The hospital is a county hospital of the demo pool; the resident is insured there for the
-    stay's year; the hospital has a cashier."""
-    node = platform.app.node
-    with platform.app.db.uow() as uow:
-        hospital = uow.session.get(t.Institution, HOSPITAL)
-        assert hospital is not None
-        hospital.level = "county"
-        node.settlement.service.enrol(
-            uow,
-            platform.resident_id,
-            pool="demo",
-            year=local_date(platform.clock).year,
-            premium_fen=40_000,
-            actor="ncms-office",
-        )
-        node.accounts.create(
-            uow,
-            username="cashier-1",
-            name="cashier-1",
-            role=Role.CASHIER,
-            password=PASSWORD,
-            institution_code=HOSPITAL,
-        )
-        uow.commit()
-
-
 def test_a_settled_stay_is_written_to_an_ee_file_with_its_fees(platform: Platform) -> None:
-    _prepare(platform)
+    insured_here(platform, "county")
     rid = platform.resident_id
     now = platform.clock.now()
     admitted = now - dt.timedelta(days=STAY_DAYS)

@@ -15,10 +15,9 @@ import httpx
 from healthcard.clock import local_date
 from healthcard.platform.access import Role
 from healthcard.platform.settlement import ledger
-from healthcard.storage import tables as t
 from healthcard.terminal.platform import PlatformClient
 
-from .platform_fixtures import CARD, HOSPITAL, PASSWORD, Platform, served
+from .platform_fixtures import CARD, HOSPITAL, Platform, insured_here, served
 from .test_appointments_api import V1, schedule_by_http
 from .test_visit_flow import login
 
@@ -35,38 +34,10 @@ FUND = ELIGIBLE // 2  # 2306 (exact: 4612 is even)
 SELF = 4880 - FUND  # 2574
 
 
-def _prepare(platform: Platform) -> None:
-    """The hospital is a township health centre of the demo pool (Zhengzhou); the resident is
-    insured there for the visit's year; the cashier and the bank have accounts."""
-    node = platform.app.node
-    with platform.app.db.uow() as uow:
-        hospital = uow.session.get(t.Institution, HOSPITAL)
-        assert hospital is not None
-        hospital.level = "township"
-        node.settlement.service.enrol(
-            uow,
-            platform.resident_id,
-            pool="demo",
-            year=local_date(platform.clock).year,
-            premium_fen=40_000,
-            actor="ncms-office",
-        )
-        for username, role, institution in (("cashier-1", Role.CASHIER, HOSPITAL), (BANK, Role.BANK, None)):
-            node.accounts.create(
-                uow,
-                username=username,
-                name=username,
-                role=role,
-                password=PASSWORD,
-                institution_code=institution,
-            )
-        uow.commit()
-
-
 def test_a_resident_s_day_books_checks_in_settles_from_the_account_and_lands_on_the_card(
     platform: Platform,
 ) -> None:
-    _prepare(platform)
+    insured_here(platform, "township", staff=(("cashier-1", Role.CASHIER, HOSPITAL), (BANK, Role.BANK, None)))
     rid = platform.resident_id
     today = local_date(platform.clock)
     with (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from healthcard.api.tokens import Tokens
@@ -38,3 +38,7 @@ def actor(
 NodeDep = Annotated[Node, Depends(node)]
 ActorDep = Annotated[Actor, Depends(actor)]
 TokensDep = Annotated[Tokens, Depends(tokens)]
+
+#: a FHIR search by patient: ``?patient=<resident id>`` (or ``Patient/<id>``) and ``_count``
+PatientQuery = Annotated[str, Query(min_length=1, max_length=40, description="the resident id (Patient.id)")]
+CountQuery = Annotated[int, Query(alias="_count", ge=1, le=200)]

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from healthcard.api import fhir_appointments as fa
-from healthcard.api.deps import ActorDep, NodeDep
+from healthcard.api.deps import ActorDep, CountQuery, NodeDep, PatientQuery
 from healthcard.api.schemas import Strict
 from healthcard.errors import InvalidValue
 from healthcard.platform.appointments import (
@@ -380,8 +380,8 @@ def fhir_appointments(
     request: Request,
     node: NodeDep,
     actor: ActorDep,
-    patient: Annotated[str, Query(min_length=1, max_length=40, description="the resident id (Patient.id)")],
-    count: Annotated[int, Query(alias="_count", ge=1, le=200)] = 50,
+    patient: PatientQuery,
+    count: CountQuery = 50,
 ) -> JSONResponse:
     views, card, names = node.appointments.appointment_rows(
         actor, patient.removeprefix("Patient/"), limit=count

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
 from healthcard.api import fhir
-from healthcard.api.deps import ActorDep, NodeDep
+from healthcard.api.deps import ActorDep, CountQuery, NodeDep, PatientQuery
 from healthcard.errors import InvalidValue
 from healthcard.platform.immunization import vaccine as vaccine_of
 from healthcard.storage import tables as t
@@ -53,8 +53,8 @@ def search(
     request: Request,
     node: NodeDep,
     actor: ActorDep,
-    patient: Annotated[str, Query(min_length=1, max_length=40, description="the resident id (Patient.id)")],
-    count: Annotated[int, Query(alias="_count", ge=1, le=200)] = 50,
+    patient: PatientQuery,
+    count: CountQuery = 50,
 ) -> JSONResponse:
     if resource not in SEARCHABLE:
         raise InvalidValue("resource", f"{resource}: searchable are {', '.join(SEARCHABLE)}")

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from healthcard.api import fhir, fhir_claims
-from healthcard.api.deps import ActorDep, NodeDep
+from healthcard.api.deps import ActorDep, CountQuery, NodeDep, PatientQuery
 from healthcard.api.schemas import Strict
 from healthcard.errors import InvalidValue
 from healthcard.platform.settlement.office import Dashboard
@@ -223,8 +223,8 @@ def fhir_claims_of(
     request: Request,
     node: NodeDep,
     actor: ActorDep,
-    patient: Annotated[str, Query(min_length=1, max_length=40, description="the resident id (Patient.id)")],
-    count: Annotated[int, Query(alias="_count", ge=1, le=200)] = 50,
+    patient: PatientQuery,
+    count: CountQuery = 50,
 ) -> JSONResponse:
     views = node.settlement.settlements(actor, patient.removeprefix("Patient/"), limit=count)
     names = node.institution_names({v.institution_code for v in views})
