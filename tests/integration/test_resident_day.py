@@ -71,13 +71,9 @@ def test_a_resident_s_day_books_checks_in_settles_from_the_account_and_lands_on_
 
         # the card at the hospital's terminal: checked in, the visit open for the booked doctor
         device.login(terminal, platform.terminal_id)
-        checked = http.post(
-            f"{V1}/check-in",
-            json={"card_number": CARD, "chip_serial": platform.chip_serial},
-            headers={"Authorization": f"Bearer {device.token}"},
-        )
-        assert checked.status_code == 200, checked.text
-        eid = checked.json()["encounter_id"]
+        checked = device.check_in(CARD, platform.chip_serial)
+        assert checked["booking"]["status"] == "CHECKED_IN"
+        eid = checked["encounter_id"]
         doctor = login(http, "dr-wang")
         items = http.post(
             f"/v1/residents/{rid}/encounters/{eid}/items",

@@ -192,6 +192,26 @@ class PlatformClient:
         }
         return self._authorised("/v1/swipes", body, expect=(200,))[1]
 
+    def check_in(
+        self,
+        card_number: str,
+        chip_serial: bytes | str,
+        booking_id: int | None = None,
+        terminal_kind: str = "registration",
+    ) -> dict[str, Any]:
+        """Check in the card holder's booking of today here (报到): the platform records the
+        swipe, opens the visit for the booked doctor and answers the booking, the encounter id,
+        the card use and when the presence grant ends.  ``booking_id`` picks one booking when
+        the holder has several today."""
+        body: dict[str, Any] = {
+            "card_number": card_number,
+            "chip_serial": _hex(chip_serial, "chip_serial"),
+            "terminal_kind": terminal_kind,
+        }
+        if booking_id is not None:
+            body["booking_id"] = booking_id
+        return self._authorised("/v1/appointments/check-in", body, expect=(200,))[1]
+
     def upload(self, payload: Mapping[str, Any]) -> tuple[int, bool]:
         """Send one encounter upload: ``(encounter_id, created)``; ``created`` is False when
         the platform already had this ``upload_key`` (a repeat, harmless)."""
