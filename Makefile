@@ -44,6 +44,7 @@ test: $(TSTAMP)
 	bash scripts/pg-up.sh
 	bash scripts/pcsc-up.sh
 	bash scripts/hsm-up.sh
+	bash scripts/browser-up.sh
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 ## check: lint, format and types

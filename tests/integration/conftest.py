@@ -27,6 +27,8 @@ from healthcard.storage.db import Database
 from healthcard.terminal.vpcd import VpcdBridge
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
     from healthcard.issuance.keycentre import KeyCentre
 
     from .platform_fixtures import Platform
@@ -372,3 +374,57 @@ def platform(database_url: str, platform_keys: KeyCentre, tmp_path: Path) -> Ite
         yield made
     finally:
         made.app.close()
+
+
+# --- a real browser (the web tests) ----------------------------------------------------------------
+#: where the browser tests save a screenshot of every page they visit (a CI artifact)
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+#: with HEALTHCARD_UPDATE_SCREENSHOTS=1 the README's screenshots (docs/screenshots) are refreshed
+#: from the same run
+README_SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (its executable, not a Playwright download):
+    scripts/browser-up.sh installs it with a CJK font.  Missing: a failure under CI=true, a
+    skip elsewhere."""
+    path = shutil.which("chromium")
+    if path is None:
+        unavailable("Debian's chromium is not installed (run `make test`, or scripts/browser-up.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # --no-sandbox: the tests run as root, where Chromium's sandbox refuses to start
+        browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium: Browser) -> Iterator[Page]:
+    """A fresh browser context (no cookies) in Chinese, a phone-sized window wide enough for the
+    desktop layout; its console errors fail the test."""
+    context = chromium.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"the page logged errors: {errors}"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save the page as ``artifacts/screenshots/<name>.png`` (and as the README's, when asked)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("HEALTHCARD_UPDATE_SCREENSHOTS") == "1":
+        README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, README_SCREENSHOTS / path.name)
+    return path
