@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from sqlalchemy import Row, bindparam, insert, or_, select
+from sqlalchemy import Row, bindparam, func, insert, or_, select
 
 from healthcard.clock import Clock, local_date
 from healthcard.errors import HotListed, InvalidValue, NotAuthenticated, NotFound, PermissionDenied
@@ -76,6 +76,15 @@ class Swipe:
     card_use_id: int
     grant: GrantInfo
     summary: rec.SummaryView
+
+
+@dataclass(frozen=True)
+class IssuedDay:
+    """Cards issued on one local day by one city's card centre (a dashboard's bar)."""
+
+    day: dt.date
+    city_code: str
+    cards: int
 
 
 @dataclass(frozen=True)
@@ -766,6 +775,25 @@ class Node:
             return {code: name for code, name in rows}
 
     # --- MPI stewardship -----------------------------------------------------------------------
+    # --- statistics (the administrators' dashboards: counts, no one's data) ---------------------
+    def cards_issued(self, actor: Actor, *, days: int = 30) -> list[IssuedDay]:
+        """Cards issued per day and city over the last ``days`` local days (today included),
+        for the card centre and the platform's operator, in one grouped query."""
+        if actor.role not in (Role.CARD_ADMIN, Role.ADMIN):
+            raise PermissionDenied("issuance figures are for card administrators and platform admins")
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 366:
+            raise InvalidValue("days", f"{days!r}: 1 to 366 days")
+        since = local_date(self.clock) - dt.timedelta(days=days - 1)
+        c = t.Card
+        query = (
+            select(c.issue_date, c.city_code, func.count())
+            .where(c.issue_date >= since)
+            .group_by(c.issue_date, c.city_code)
+            .order_by(c.issue_date, c.city_code)
+        )
+        with self.db.uow() as uow:
+            return [IssuedDay(day, city, int(n)) for day, city, n in uow.session.execute(query)]
+
     def _steward(self, actor: Actor) -> None:
         if actor.role not in (Role.ADMIN, Role.REGISTRATION, Role.CARD_ADMIN):
             raise PermissionDenied("MPI review is for registration, card administrators and platform admins")
