@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from healthcard import __version__
 from healthcard.api import problems
+from healthcard.api.metrics import Metrics, MetricsMiddleware
 from healthcard.api.routes import (
     appointments,
     areas,
@@ -23,6 +24,7 @@ from healthcard.api.routes import (
     auth,
     fhir,
     health_account,
+    ops,
     residents,
     settlement,
     swipes,
@@ -70,6 +72,8 @@ def create_app(app: App, *, threads: int = ROUTE_THREADS) -> FastAPI:
     api.state.node = app.node
     api.state.tokens = Tokens(app.node.token_secret)
     problems.install(api)
+    api.state.metrics = Metrics()
+    api.add_middleware(MetricsMiddleware, metrics=api.state.metrics)
     # appointments before fhir: its /fhir/Schedule, /fhir/Slot, /fhir/Appointment come before fhir's /fhir/{resource}
     # settlement before fhir too: its /fhir/Claim search
     for module in (
@@ -83,6 +87,7 @@ def create_app(app: App, *, threads: int = ROUTE_THREADS) -> FastAPI:
         settlement,
         fhir,
         health_account,
+        ops,
     ):
         api.include_router(module.router)
 
