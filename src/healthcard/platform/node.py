@@ -778,7 +778,8 @@ class Node:
     # --- statistics (the administrators' dashboards: counts, no one's data) ---------------------
     def cards_issued(self, actor: Actor, *, days: int = 30) -> list[IssuedDay]:
         """Cards issued per day and city over the last ``days`` local days (today included),
-        for the card centre and the platform's operator, in one grouped query."""
+        for the card centre and the platform's operator, in one grouped query on an index of
+        (issue date, city)."""
         if actor.role not in (Role.CARD_ADMIN, Role.ADMIN):
             raise PermissionDenied("issuance figures are for card administrators and platform admins")
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 366:

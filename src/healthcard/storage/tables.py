@@ -202,6 +202,8 @@ class Card(Base):
             postgresql_where=_in(LIVE_CARD),
         ),
         UniqueConstraint("issuer_code", "issue_serial"),
+        # the card centre's dashboard: cards issued per day and city
+        Index("ix_cards_issue_date_city_code", "issue_date", "city_code"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"), index=True)
