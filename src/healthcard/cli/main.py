@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from healthcard import demo
+from healthcard.agent import cli as agent_cli
 from healthcard.card import image
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.personalise import CardContents
@@ -44,6 +45,7 @@ app.add_typer(sam_app, name="sam")
 cardcentre.register(app, card_app)
 platform.register(app)
 bank.register(app)
+agent_cli.register(app)
 
 Passphrase = Annotated[
     str,

@@ -1,0 +1,533 @@
+"""The local reader agent's use cases, without HTTP: what a clinic console or a kiosk asks of
+the card readers on its workstation.
+
+::
+
+    browser ──fetch──▶ agent (this) ──APDUs──▶ card in a reader  (+ the SAM, shared)
+                             └──────HTTPS──────▶ platform (PlatformClient, logged in with the SAM)
+
+Every card operation takes the reader's lock (one operation per reader; a second waits
+``busy_wait`` seconds, then :class:`~healthcard.agent.readers.ReaderBusy`), then the SAM's,
+opens a :class:`~healthcard.terminal.sdk.HealthCardTerminal` session and closes it again: no
+card session outlives a request, so a card swapped between two requests is never written
+with the previous holder's session.  Platform calls happen after the card is released.
+
+Nothing secret leaves this module: answers carry what the chip and the platform said, never a
+key, the SAM PIN or the cardholder PIN, and the transports keep no APDU trace.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import httpx
+
+from healthcard import __version__
+from healthcard.agent.readers import (
+    NoCard,
+    PcscReader,
+    Reader,
+    SamMissing,
+    SamSlot,
+    SimulatedSlot,
+    held,
+)
+from healthcard.card.apdu import CommandAPDU
+from healthcard.card.personalise import Value
+from healthcard.card.sw import exception_for
+from healthcard.clock import Clock, local_date
+from healthcard.errors import (
+    CardError,
+    CertificateError,
+    HealthCardError,
+    InvalidValue,
+    NotFound,
+    TransitionRefused,
+    TransportError,
+)
+from healthcard.keys.certificates import TrustStore, parse_certificate
+from healthcard.terminal.hotlist import TerminalHotList
+from healthcard.terminal.pcsc import list_readers
+from healthcard.terminal.platform import PlatformClient, PlatformRefused
+from healthcard.terminal.records import Summary
+from healthcard.terminal.sdk import HealthCardTerminal
+from healthcard.terminal.transport import Transport
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: ``00 20 00 01 03 PIN`` — VERIFY of the cardholder PIN (MF, reference 01), DECISIONS.md §7
+PIN_REFERENCE = 0x01
+
+
+class WrongCard(TransitionRefused):
+    """The card in the reader is not the one the request is about (the clerk swapped cards)."""
+
+
+class NotSimulated(TransitionRefused):
+    """Insert / remove asked of a real reader: only a person can do that."""
+
+
+class NoPlatform(TransitionRefused):
+    """The request needs the platform and the agent was started without ``--platform``."""
+
+
+class PlatformUnreachable(TransportError):
+    """The platform could not be asked (connection refused, timeout, HTTP 5xx)."""
+
+
+class PinWrong(InvalidValue):
+    """The cardholder PIN was wrong; ``tries_left`` before the card blocks it."""
+
+    def __init__(self, tries_left: int) -> None:
+        self.tries_left = tries_left
+        word = "try" if tries_left == 1 else "tries"
+        super().__init__("pin", f"wrong PIN, {tries_left} {word} left before the card blocks it")
+
+
+class PinBlocked(TransitionRefused):
+    """The card's PIN is blocked (6983, or the last try failed): the card centre unblocks it."""
+
+    tries_left = 0
+
+
+class NoPin(TransitionRefused):
+    """The card carries no cardholder PIN (6A88: it was issued without one)."""
+
+
+def _plain(value: object) -> Any:
+    """A terminal record as JSON: dates in ISO 8601, codes as ``{code, meaning}``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex().upper()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _visit(record: object) -> dict[str, Any]:
+    """A visit record without its 170 raw items (the typed fields carry what a console shows)."""
+    out: dict[str, Any] = _plain(record)
+    out.pop("values", None)
+    total = getattr(record, "total_fen", None)
+    if isinstance(total, int):
+        out["total_fen"] = total
+    return out
+
+
+def card_view(summary: Summary, chip_serial: bytes, photo: bytes) -> dict[str, Any]:
+    """What the chip says, for the console's "一目了然" panel."""
+    issuer = summary.issuer
+    return {
+        "card_number": issuer.card_number,
+        "chip_serial": chip_serial.hex().upper(),
+        "issuer": {
+            "name": issuer.issuer_name,
+            "code": issuer.issuer_code,
+            "city_code": issuer.city_code,
+            "issue_date": _plain(issuer.issue_date),
+            "card_category": _plain(issuer.card_category),
+        },
+        "holder": _plain(summary.holder),
+        "photo": f"data:image/jpeg;base64,{base64.b64encode(photo).decode()}" if photo else None,
+        "alerts": {
+            "abo": _plain(summary.alerts.abo),
+            "rh": _plain(summary.alerts.rh),
+            "present": summary.alerts.present,
+            "other": summary.alerts.other,
+            "psychiatric": summary.psychiatric,
+        },
+        "allergies": _plain(summary.allergies),
+        "immunizations": _plain(summary.immunizations),
+        "recent_visits": [_visit(r) for r in summary.outpatient],
+    }
+
+
+def problem_of(error: HealthCardError) -> dict[str, Any]:
+    """``{code, message, field}`` of a platform failure, for the ``platform`` part of an answer."""
+    if isinstance(error, PlatformRefused):
+        return {"code": error.code, "message": error.message, "field": error.field, "status": error.status}
+    if isinstance(error, NoPlatform):
+        return {"code": "no-platform", "message": str(error), "field": None}
+    if isinstance(error, InvalidValue):
+        return {"code": "invalid", "message": error.message, "field": error.field}
+    if isinstance(error, SamMissing):
+        return {"code": "sam-missing", "message": str(error), "field": None}
+    if isinstance(error, CardError):  # the SAM refused to sign the login (its PIN, its keys)
+        return {"code": "sam-error", "message": str(error), "field": None}
+    return {"code": "platform-unreachable", "message": str(error), "field": None}
+
+
+def resolve(names: Sequence[str], wanted: str) -> str | None:
+    """The reader ``wanted`` names the way :class:`~healthcard.terminal.pcsc.PcscTransport`
+    picks it: the exact name, else the first name containing it."""
+    if wanted in names:
+        return wanted
+    return next((n for n in names if wanted in n), None)
+
+
+class _SamSigner:
+    """The SAM's answer to the platform's login challenge, taken under the SAM's lock: the
+    client may log in again by itself (on a 401) in the middle of any platform call."""
+
+    def __init__(self, sam: SamSlot, sam_pin: str) -> None:
+        self._sam = sam
+        self._sam_pin = sam_pin
+
+    def __repr__(self) -> str:
+        return f"_SamSigner({self._sam.name!r}, pin=<hidden>)"
+
+    def sign_challenge(self, nonce: bytes) -> tuple[bytes, bytes]:
+        with self._sam.lock:
+            transport = self._sam.transport
+            transport.atr = b""  # power the SAM up afresh: a previous session's state is gone
+            terminal = HealthCardTerminal(_NoCard(), transport, sam_pin=self._sam_pin)
+            try:
+                return terminal.sign_challenge(nonce)
+            finally:
+                transport.disconnect()
+
+
+class _NoCard(Transport):
+    """The user-card side of a SAM-only terminal (a login touches no card)."""
+
+    name = "no-card"
+
+    def connect(self) -> bytes:
+        raise NoCard("(none)")
+
+
+class Agent:
+    """The readers, the SAM and the platform login of one workstation.
+
+    ``readers`` are the simulated slots (PC/SC readers are listed from pcscd on each call when
+    ``pcsc`` is true; the SAM's reader is left out).  ``platform_url`` None: offline, the card
+    answers alone.  ``terminal_id`` defaults to the SAM certificate's subject (the id the
+    platform registered the terminal under).  ``trust`` verifies the visit records written."""
+
+    def __init__(
+        self,
+        *,
+        readers: Sequence[SimulatedSlot] = (),
+        sam: SamSlot | None = None,
+        sam_pin: str = "123456",
+        clock: Clock,
+        platform_url: str | None = None,
+        terminal_id: str | None = None,
+        trust: TrustStore | None = None,
+        hotlist: TerminalHotList | None = None,
+        pcsc: bool = False,
+        pcsc_timeout: float = 1.0,
+        busy_wait: float = 2.0,
+        platform_transport: httpx.BaseTransport | None = None,
+        platform_timeout: float = 5.0,
+    ) -> None:
+        names = [r.name for r in readers]
+        if len(set(names)) != len(names):
+            raise InvalidValue("card", "two simulated slots have the same name")
+        self._simulated: dict[str, SimulatedSlot] = {r.name: r for r in readers}
+        self._pcsc_readers: dict[str, PcscReader] = {}
+        self.pcsc = pcsc
+        self.pcsc_timeout = pcsc_timeout
+        self.sam = sam
+        self._sam_pin = sam_pin
+        self.clock = clock
+        self.trust = trust
+        self.hotlist = hotlist
+        self.busy_wait = busy_wait
+        self.platform_url = platform_url
+        self._terminal_id = terminal_id
+        self._platform_lock = threading.Lock()
+        self._client: PlatformClient | None = None
+        self._platform_error: dict[str, Any] | None = None
+        if platform_url is not None:
+            self._client = PlatformClient(
+                platform_url, transport=platform_transport, timeout=platform_timeout
+            )
+
+    def __repr__(self) -> str:
+        return f"Agent(readers={list(self._simulated)}, pcsc={self.pcsc}, platform={self.platform_url!r})"
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # --- readers -----------------------------------------------------------------------------
+    def _pcsc_names(self) -> tuple[list[str], str | None]:
+        """The PC/SC readers pcscd lists now (without the SAM's), and why not when it cannot."""
+        if not self.pcsc:
+            return [], None
+        try:
+            names = list_readers()
+        except TransportError as error:
+            return [], str(error)
+        if self.sam is None or self.sam.source != "pcsc":
+            return names, None
+        held_by_sam = resolve(names, self.sam.name)
+        return [n for n in names if n != held_by_sam], None
+
+    def readers(self) -> list[Reader]:
+        return self._readers()[0]
+
+    def _readers(self) -> tuple[list[Reader], str | None]:
+        names, error = self._pcsc_names()
+        for name in names:
+            self._pcsc_readers.setdefault(name, PcscReader(name, self.pcsc_timeout))
+        return [*self._simulated.values(), *(self._pcsc_readers[n] for n in names)], error
+
+    def reader(self, name: str | None) -> Reader:
+        """The reader by name; without a name the first one holding a card."""
+        readers = self.readers()
+        if name is not None:
+            for reader in readers:
+                if reader.name == name:
+                    return reader
+            raise NotFound("reader", name)
+        for reader in readers:
+            if reader.present():
+                return reader
+        if not readers:
+            raise NoCard("(no reader)")
+        raise NoCard(readers[0].name if len(readers) == 1 else "any reader")
+
+    def simulated(self, name: str | None) -> SimulatedSlot:
+        if name is None:
+            if len(self._simulated) == 1:
+                return next(iter(self._simulated.values()))
+            raise InvalidValue("reader", "name the simulated slot")
+        if name in self._simulated:
+            return self._simulated[name]
+        if any(r.name == name for r in self.readers()):
+            raise NotSimulated(f"reader {name!r} is a real reader: put the card in or take it out by hand")
+        raise NotFound("reader", name)
+
+    # --- status --------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        found, pcsc_error = self._readers()
+        readers = [r.describe() for r in found]
+        sam: dict[str, Any] | None = None
+        if self.sam is not None:
+            sam = {"source": self.sam.source, "name": self.sam.name, "present": self.sam.present()}
+            try:
+                sam["subject"] = self._sam_subject()
+            except HealthCardError as error:
+                sam["error"] = str(error)
+        platform: dict[str, Any] = {"configured": self._client is not None, "url": self.platform_url}
+        if self._client is not None:
+            platform["logged_in"] = self._client.logged_in
+            platform["terminal_id"] = self._terminal_id
+            platform["error"] = self._platform_error
+        return {
+            "agent": "healthcard-agent",
+            "version": __version__,
+            "readers": readers,
+            "card_present": any(r["card_present"] for r in readers),
+            "pcsc": {"enabled": self.pcsc, "error": pcsc_error},
+            "sam": sam,
+            "platform": platform,
+        }
+
+    def _sam_subject(self) -> str:
+        if self.sam is None:
+            raise SamMissing("the agent has no SAM: start it with --sam or --sam-reader")
+        return parse_certificate(self.sam.certificate()).subject
+
+    # --- card sessions -------------------------------------------------------------------------
+    @contextmanager
+    def _session(self, name: str | None) -> Iterator[tuple[Reader, HealthCardTerminal]]:
+        reader = self.reader(name)
+        sam = self.sam
+        if sam is None:
+            raise SamMissing("the agent has no SAM: start it with --sam or --sam-reader")
+        with (
+            held(reader.lock, self.busy_wait, f"reader {reader.name!r}"),
+            held(sam.lock, self.busy_wait, "the SAM"),
+        ):
+            terminal = HealthCardTerminal(
+                reader.transport(),
+                sam.transport,
+                sam_pin=self._sam_pin,
+                profile=reader.profile(),
+                trust=self.trust,
+                hotlist=self.hotlist,
+            )
+            try:
+                try:
+                    terminal.open()
+                except NoCard as error:
+                    if error.reader == sam.name:
+                        raise SamMissing(f"no SAM in reader {sam.name!r}") from None
+                    raise
+                yield reader, terminal
+            finally:
+                terminal.close()
+
+    # --- the platform --------------------------------------------------------------------------
+    def _platform(self, call: Callable[[PlatformClient], T]) -> T:
+        """Call the platform, logged in with the SAM (once; the client logs in again on a 401)."""
+        client = self._client
+        if client is None:
+            raise NoPlatform("the agent was started without --platform")
+        with self._platform_lock:
+            try:
+                if not client.logged_in:
+                    if self.sam is None:
+                        raise SamMissing("the agent has no SAM to log in to the platform with")
+                    if self._terminal_id is None:
+                        self._terminal_id = self._sam_subject()
+                    client.login(_SamSigner(self.sam, self._sam_pin), self._terminal_id)
+                    logger.info("logged in to %s as terminal %s", self.platform_url, self._terminal_id)
+                answer = call(client)
+            except PlatformRefused as refused:
+                self._platform_error = problem_of(refused) if refused.status in (401, 403) else None
+                raise
+            except (TransportError, TransitionRefused) as error:
+                if not isinstance(error, SamMissing | NoPlatform):
+                    error = PlatformUnreachable(str(error))
+                self._platform_error = problem_of(error)
+                raise error from None
+            self._platform_error = None
+            return answer
+
+    def _platform_part(self, call: Callable[[PlatformClient], dict[str, Any]]) -> dict[str, Any] | None:
+        """``{"ok": true, "answer": …}`` or ``{"ok": false, "error": {code, message, field}}``;
+        None when no platform is configured."""
+        if self._client is None:
+            return None
+        try:
+            return {"ok": True, "answer": self._platform(call)}
+        except HealthCardError as error:
+            return {"ok": False, "error": problem_of(error)}
+
+    # --- use cases ---------------------------------------------------------------------------------
+    def swipe(self, reader: str | None = None, stage: str = "consultation") -> dict[str, Any]:
+        """Authenticate the card with the SAM and read the summary (offline), then report the
+        swipe to the platform when there is one.  The card part answers even when the platform
+        does not."""
+        with self._session(reader) as (slot, terminal):
+            summary = terminal.swipe()
+            photo = terminal.read_photo()
+            card = card_view(summary, terminal.serial, photo)
+        logger.info("swipe at %r", slot.name)
+        number, serial = card["card_number"], terminal.serial
+        platform = self._platform_part(lambda c: c.swipe(number, serial, stage=stage))
+        return {"reader": slot.name, "card": card, "platform": platform}
+
+    def check_in(self, reader: str | None = None, booking_id: int | None = None) -> dict[str, Any]:
+        """The card holder's booking of today checked in here (报到), through the platform."""
+        if self._client is None:
+            raise NoPlatform("check-in needs the platform: start the agent with --platform")
+        with self._session(reader) as (slot, terminal):
+            number = terminal.read_issuer().card_number
+            holder = terminal.read_holder()
+            serial = terminal.serial
+        logger.info("check-in at %r", slot.name)
+        answer = self._platform(lambda c: c.check_in(number, serial, booking_id=booking_id))
+        return {
+            "reader": slot.name,
+            "card": {"card_number": number, "chip_serial": serial.hex().upper(), "name": holder.name},
+            "platform": answer,
+        }
+
+    def write(
+        self,
+        kind: str,
+        values: Mapping[str, Value],
+        reader: str | None = None,
+        card_number: str | None = None,
+    ) -> dict[str, Any]:
+        """Write the visit record the platform's ``card-record`` gave the browser (``kind``
+        ``outpatient`` → DF03/ED, ``inpatient`` → DF03/EE), signed by the SAM; read it back and
+        verify its signature.  ``card_number`` given: refused unless that card is in the reader."""
+        if kind not in ("outpatient", "inpatient"):
+            raise InvalidValue("kind", "outpatient or inpatient")
+        ef = "ED" if kind == "outpatient" else "EE"
+        with self._session(reader) as (slot, terminal):
+            on_card = terminal.read_issuer().card_number
+            if card_number is not None and on_card != card_number:
+                raise WrongCard(
+                    f"the card in reader {slot.name!r} is {on_card}, not {card_number}: nothing was written"
+                )
+            if kind == "outpatient":
+                number = terminal.write_outpatient_record(values)
+                record = _visit(terminal.read_outpatient(number))
+            else:
+                number = terminal.write_inpatient_record(values)
+                record = _visit(terminal.read_inpatient(number))
+            verification = self._verify(terminal, ef, number)
+        logger.info("%s record written at %r, slot %s", kind, slot.name, number)
+        return {
+            "reader": slot.name,
+            "card_number": on_card,
+            "kind": kind,
+            "slot": number,
+            "record": record,
+            "verification": verification,
+        }
+
+    def _verify(self, terminal: HealthCardTerminal, ef: str, slot: int) -> dict[str, Any]:
+        if terminal.trust is None:
+            return {"verified": False, "reason": "unknown-root", "message": "the agent has no trust store"}
+        try:
+            certificate = terminal.verify_visit(ef, slot, local_date(self.clock))
+        except CertificateError as error:
+            return {"verified": False, "reason": error.reason, "message": str(error)}
+        return {
+            "verified": True,
+            "signer": certificate.title,
+            "valid_until": certificate.valid_until.isoformat(),
+        }
+
+    def verify_pin(self, pin: str, reader: str | None = None) -> dict[str, Any]:
+        """VERIFY the cardholder PIN (``00 20 00 01 03`` + 6 digits in BCD, DECISIONS.md §7): a
+        kiosk's check that the person at it holds the card.  Three wrong PINs block it; the SAM
+        is not needed.  The PIN is never logged nor kept."""
+        if not isinstance(pin, str) or len(pin) != 6 or not pin.isdigit():
+            raise InvalidValue("pin", "the PIN is 6 digits")
+        slot = self.reader(reader)
+        with held(slot.lock, self.busy_wait, f"reader {slot.name!r}"):
+            transport = slot.transport()
+            transport.connect()
+            try:
+                response = transport.transmit(
+                    CommandAPDU(0x00, 0x20, 0x00, PIN_REFERENCE, bytes.fromhex(pin))
+                )
+            finally:
+                transport.disconnect()
+        sw = response.sw
+        logger.info("PIN verification at %r: %04X", slot.name, sw)
+        if sw == 0x9000:
+            return {"reader": slot.name, "verified": True}
+        if sw == 0x6983 or sw == 0x63C0:
+            raise PinBlocked("the PIN is blocked after three wrong tries: the card centre unblocks it")
+        if sw >> 4 == 0x63C:
+            raise PinWrong(sw & 0x0F)
+        if sw == 0x6A88:
+            raise NoPin("this card has no cardholder PIN")
+        raise exception_for(sw)
+
+
+__all__ = [
+    "Agent",
+    "NoPin",
+    "NoPlatform",
+    "NotSimulated",
+    "PinBlocked",
+    "PinWrong",
+    "PlatformUnreachable",
+    "WrongCard",
+    "card_view",
+]
