@@ -138,6 +138,8 @@ FORBIDDEN = {
     "issuance": ("healthcard.platform", *_ENTRY),
     "platform": _ENTRY,
     "api": ("healthcard.cli",),
+    # the pages call the node's use cases, as the API does: no tables, no composition root
+    "web": ("healthcard.storage", "healthcard.cli", "healthcard.bootstrap"),
 }
 UPPER = sorted(
     p for layer in FORBIDDEN for p in (PACKAGE / layer).rglob("*.py") if "migrations" not in p.parts
@@ -153,3 +155,23 @@ def test_upper_layers_import_downwards_only(path: Path) -> None:
         if any(_within(name, prefix) for prefix in FORBIDDEN[layer])
     ]
     assert not bad, f"{_module_name(path)} imports above its layer: {bad}"
+
+
+#: third-party packages a layer may not import: the web layer reads no database itself
+FORBIDDEN_PACKAGES = {"web": ("sqlalchemy", "psycopg", "alembic")}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for layer in FORBIDDEN_PACKAGES for p in (PACKAGE / layer).rglob("*.py")),
+    ids=_module_name,
+)
+def test_the_web_layer_imports_no_database_package(path: Path) -> None:
+    layer = path.relative_to(PACKAGE).parts[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    names += [
+        node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level
+    ]
+    bad = [n for n in names if any(_within(n, prefix) for prefix in FORBIDDEN_PACKAGES[layer])]
+    assert not bad, f"{_module_name(path)} imports a database package: {bad}"

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
-from healthcard import __version__
+from healthcard import __version__, web
 from healthcard.api import problems
 from healthcard.api.metrics import Metrics, MetricsMiddleware
 from healthcard.api.routes import (
@@ -95,6 +95,7 @@ def create_app(app: App, *, threads: int = ROUTE_THREADS) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    web.mount(api)  # the pages (portal …) and /static: the same node, tokens and error table
     return api
 
 

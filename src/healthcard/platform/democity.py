@@ -1072,6 +1072,11 @@ def print_logins(console: Console, logins: Logins, base_url: str) -> None:
             )
         console.print(terminals)
     console.print(f"OpenAPI: {base_url}/docs   FHIR: {base_url}/fhir/Patient/<resident id>", highlight=False)
+    console.print(
+        f"居民健康网 resident portal: {base_url}/portal — log in with a resident's username (the ID number) "
+        f"and the password above",
+        highlight=False,
+    )
     example = logins.resident()
     if example is not None and example.resident_id is not None:
         login = json.dumps({"username": example.username, "password": example.password})

@@ -774,7 +774,17 @@ class Node:
             )
             return {code: name for code, name in rows}
 
-    # --- MPI stewardship -----------------------------------------------------------------------
+    def bookable_institutions(self) -> dict[str, str]:
+        """Reference data (not personal): the institutions with departments to book, code →
+        name, in code order — the first choice of a booking form (portal, kiosk)."""
+        with self.db.uow() as uow:
+            rows = uow.session.execute(
+                select(t.Institution.code, t.Institution.name)
+                .where(t.Institution.code.in_(select(t.Department.institution_code)))
+                .order_by(t.Institution.code)
+            )
+            return {code: name for code, name in rows}
+
     # --- statistics (the administrators' dashboards: counts, no one's data) ---------------------
     def cards_issued(self, actor: Actor, *, days: int = 30) -> list[IssuedDay]:
         """Cards issued per day and city over the last ``days`` local days (today included),
@@ -795,6 +805,7 @@ class Node:
         with self.db.uow() as uow:
             return [IssuedDay(day, city, int(n)) for day, city, n in uow.session.execute(query)]
 
+    # --- MPI stewardship -----------------------------------------------------------------------
     def _steward(self, actor: Actor) -> None:
         if actor.role not in (Role.ADMIN, Role.REGISTRATION, Role.CARD_ADMIN):
             raise PermissionDenied("MPI review is for registration, card administrators and platform admins")

@@ -1,0 +1,39 @@
+"""The web front end of a platform node: server-rendered pages (Jinja2 + htmx, Chinese first with
+English) for the people of ARCHITECTURE.md §1 — today the resident portal (居民健康网) under
+``/portal``; the kiosk, the clinic console and the dashboards are added the same way
+(docs/web.md).
+
+:func:`mount` adds it to the API's FastAPI app (``healthcard.api.app.create_app`` calls it): the
+static assets under ``/static``, the pages, ``/`` → ``/portal``.  Pages call the node's use cases
+with the logged-in actor — never SQL (tests/unit/test_layers.py holds the web layer to that).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from healthcard.web import pages, portal
+from healthcard.web.ehealth import EhcKeys
+from healthcard.web.session import CookiePolicy, Sessions
+
+
+def mount(api: FastAPI, *, cookies: CookiePolicy | None = None) -> None:
+    """Serve the web layer from ``api`` (which already holds ``state.node`` and
+    ``state.tokens``).  ``cookies``: when the session cookie is ``Secure`` (default: from
+    ``HEALTHCARD_COOKIE_SECURE``, ``auto`` — over https)."""
+    secret: bytes = api.state.node.token_secret
+    api.state.web_sessions = Sessions(secret, cookies or CookiePolicy.from_env())
+    api.state.ehc_keys = EhcKeys.from_secret(secret)
+    api.mount(pages.STATIC, StaticFiles(packages=[("healthcard.web", "static")]), name="static")
+    api.include_router(portal.router)
+    pages.install(api)
+
+    @api.get("/", include_in_schema=False)
+    def root(request: Request) -> Response:
+        return RedirectResponse("/portal", status_code=307)
+
+
+__all__ = ["mount"]

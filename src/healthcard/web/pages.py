@@ -1,0 +1,386 @@
+"""What every page of the web layer shares: rendering a template, knowing who is logged in, the
+CSRF check, turning errors into pages, and forms that show a field-named error next to the field.
+
+A router of pages is made with :func:`page_router` (its routes are :class:`PageRoute`), so that
+nothing of this can be forgotten on a new page:
+
+* every **POST** (any method but GET/HEAD) is refused with a 403 page — before the route runs,
+  so nothing is written — unless it carries the session's CSRF token (form field ``csrf``, or
+  the ``X-CSRF-Token`` header that htmx sends from ``hx-headers`` on ``<body>``);
+* a page that needs a login declares ``actor: ResidentDep`` (or another ``*Dep`` of
+  :func:`logged_in`); no valid session → a redirect to the login page (htmx: ``HX-Redirect``);
+* an error a route lets through becomes a page with the API's status and message (the API's
+  handlers of :mod:`healthcard.api.problems` are asked for both, so the two never disagree); an
+  unexpected one a plain 500 page — never a stack trace;
+* every page is sent with a strict Content-Security-Policy (scripts and styles from ``/static``
+  only: no inline script, no inline style) and ``no-store`` (a resident's data is not cached by
+  the browser or a proxy).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Callable, Collection, Coroutine, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from healthcard import __version__
+from healthcard.api.tokens import Tokens
+from healthcard.errors import (
+    HealthCardError,
+    InvalidValue,
+    NotAuthenticated,
+)
+from healthcard.platform.access import Actor, Role
+from healthcard.platform.node import Node
+from healthcard.web import i18n
+from healthcard.web.session import CSRF_FIELD, CSRF_HEADER, LANG_COOKIE, Session, Sessions
+
+log = logging.getLogger("healthcard.web")
+
+T = TypeVar("T")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+#: where the static assets are served; their URLs carry ``?v=<version>`` (a new release: new URLs)
+STATIC = "/static"
+ASSET_VERSION = __version__
+
+
+def _environment() -> Environment:
+    folder = resources.files("healthcard.web").joinpath("templates")
+    env = Environment(
+        loader=FileSystemLoader(str(folder)),
+        autoescape=select_autoescape(["html"], default_for_string=True),
+        undefined=StrictUndefined,  # a misspelt variable is an error in tests, not a blank
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["yuan"] = i18n.yuan
+    env.filters["local"] = i18n.local
+    env.filters["local_time"] = i18n.local_time
+    env.filters["tojson_attr"] = lambda value: json.dumps(value, ensure_ascii=True).replace("'", "\\u0027")
+    return env
+
+
+TEMPLATES = _environment()
+
+
+# --- who is asking ------------------------------------------------------------------------------
+class LoginRequired(Exception):
+    """No valid session for a page that needs one: the route class sends the login page."""
+
+
+def node_of(request: Request) -> Node:
+    found: Node = request.app.state.node
+    return found
+
+
+def sessions_of(request: Request) -> Sessions:
+    found: Sessions = request.app.state.web_sessions
+    return found
+
+
+def session_of(request: Request) -> Session | None:
+    """The request's session (read once per request, then kept on ``request.state``)."""
+    if not hasattr(request.state, "web_session"):
+        request.state.web_session = sessions_of(request).load(request)
+    found: Session | None = request.state.web_session
+    return found
+
+
+def lang_of(request: Request) -> str:
+    lang = request.cookies.get(LANG_COOKIE, "")
+    return lang if lang in i18n.LANGS else i18n.DEFAULT
+
+
+def actor_of(request: Request) -> Actor | None:
+    """The actor of the session's access token; None without a session, or with an expired
+    or forged token."""
+    session = session_of(request)
+    if session is None or session.token is None:
+        return None
+    tokens: Tokens = request.app.state.tokens
+    try:
+        return tokens.actor(session.token, node_of(request).clock.now())
+    except NotAuthenticated:
+        return None
+
+
+def logged_in(*roles: Role) -> Callable[[Request], Actor]:
+    """A dependency: the logged-in actor, who must have one of ``roles``."""
+
+    def dependency(request: Request) -> Actor:
+        actor = actor_of(request)
+        if actor is None or actor.role not in roles:
+            raise LoginRequired()
+        request.state.actor = actor
+        return actor
+
+    return dependency
+
+
+def own_resident(actor: Actor) -> str:
+    """The resident id of a resident's own pages: always from the token, never from the URL."""
+    if actor.resident_id is None:
+        raise LoginRequired()
+    return actor.resident_id
+
+
+ResidentDep = Annotated[Actor, Depends(logged_in(Role.RESIDENT))]
+
+
+# --- rendering ----------------------------------------------------------------------------------
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status: int = 200,
+    session: Session | None = None,
+) -> HTMLResponse:
+    """``template`` rendered for the request's language, with what every page uses: ``_`` (the
+    catalog), ``lang``, ``csrf``, ``actor``, ``static``, ``path``.  ``session``: a new session to
+    set with this response (a login)."""
+    lang = lang_of(request)
+    current = session or session_of(request)
+    if current is None:  # the first visit: a session for the CSRF token of the login form
+        current = Session.fresh()
+        session = current
+    values: dict[str, Any] = {
+        "_": i18n.Translator(lang),
+        "lang": lang,
+        "html_lang": i18n.HTML_LANG[lang],
+        "csrf": current.csrf,
+        "csrf_field": CSRF_FIELD,
+        "csrf_header": CSRF_HEADER,
+        "actor": getattr(request.state, "actor", None),
+        "static": STATIC,
+        "v": ASSET_VERSION,
+        "path": request.url.path,
+        "query": request.url.query,
+        "errors": {},
+        "values": {},
+    }
+    values.update(context or {})
+    response = HTMLResponse(TEMPLATES.get_template(template).render(values), status_code=status)
+    response.headers.update(HEADERS)
+    if session is not None:
+        sessions_of(request).save(request, response, session)
+    return response
+
+
+def redirect(request: Request, to: str, *, status: int = 303) -> Response:
+    """Go to ``to``: a 303 for a plain form, ``HX-Redirect`` for htmx (which follows no 3xx to a
+    full page)."""
+    if is_htmx(request):
+        response: Response = Response(status_code=200, headers={"HX-Redirect": to})
+    else:
+        response = RedirectResponse(to, status_code=status)
+    response.headers.update(HEADERS)
+    return response
+
+
+def safe_next(target: str | None, default: str = "/portal") -> str:
+    """A redirect target after login or a language switch: a path of this site only (no
+    ``//host`` or ``https://…``, no backslash tricks)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    if any(c in target for c in "\r\n\t") or len(target) > 300:
+        return default
+    return target
+
+
+# --- errors -------------------------------------------------------------------------------------
+def status_and_message(request: Request, exc: Exception) -> tuple[int, str, str | None]:
+    """The HTTP status, message and field the API answers for ``exc`` (its own handlers, looked
+    up as Starlette does: the nearest class in the exception's MRO)."""
+    handlers = request.app.exception_handlers
+    for kind in type(exc).__mro__:
+        handler = handlers.get(kind)
+        if handler is None or kind in (Exception, BaseException) or inspect.iscoroutinefunction(handler):
+            continue
+        answer = handler(request, exc)
+        if isinstance(answer, Response):
+            try:
+                body = json.loads(bytes(answer.body))
+            except (ValueError, TypeError):
+                body = {}
+            return answer.status_code, str(body.get("message", "")), body.get("field")
+    return 500, "", None
+
+
+def error_page(request: Request, status: int, message: str, *, title: str = "") -> HTMLResponse:
+    lang_title = title or {
+        400: "error.bad_request",
+        401: "error.login",
+        403: "error.forbidden",
+        404: "error.not_found",
+        409: "error.conflict",
+        422: "error.invalid",
+        503: "error.unavailable",
+    }.get(status, "error.server")
+    return render(request, "error.html", {"title_key": lang_title, "message": message}, status=status)
+
+
+async def _csrf_refused(request: Request) -> bool:
+    session = session_of(request)
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            value = (await request.form()).get(CSRF_FIELD)
+            presented = value if isinstance(value, str) else None
+    return session is None or not session.csrf_ok(presented)
+
+
+class PageRoute(APIRoute):
+    """A route of the web layer: CSRF on every state change, login redirects, error pages."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                if request.method not in SAFE_METHODS and await _csrf_refused(request):
+                    log.warning("CSRF refused on %s", request.url.path)
+                    return error_page(request, 403, "", title="error.csrf")
+                return await handler(request)
+            except LoginRequired:
+                login = "/portal/login"
+                if request.method == "GET" and not is_htmx(request):
+                    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    login += "?" + _query({"next": target, "expired": "1" if _had_token(request) else ""})
+                return redirect(request, login)
+            except RequestValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {}
+                where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
+                return error_page(request, 422, f"{where}: {first.get('msg', '')}".strip(": "))
+            except HealthCardError as exc:
+                status, message, _ = status_and_message(request, exc)
+                return error_page(request, status if status != 500 else 400, message)
+            except HTTPException:
+                raise  # the app's handler (install below) answers 404 / 405
+            except Exception as exc:  # the one place a page turns any error into a page
+                status, message, _ = status_and_message(request, exc)
+                if status == 500:
+                    log.exception("page %s failed", request.url.path)
+                    message = ""
+                return error_page(request, status, message)
+
+        return page
+
+
+def _had_token(request: Request) -> bool:
+    session = session_of(request)
+    return session is not None and session.token is not None
+
+
+def _query(params: Mapping[str, str]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({k: v for k, v in params.items() if v})
+
+
+def page_router(prefix: str = "") -> APIRouter:
+    """A router whose routes are pages (not in the OpenAPI document)."""
+    return APIRouter(prefix=prefix, route_class=PageRoute, include_in_schema=False)
+
+
+# --- forms --------------------------------------------------------------------------------------
+@dataclass
+class Outcome(Generic[T]):
+    """What a form's action gave: its result, or the errors to show (field → message; ``_form``
+    for an error of no field of this form) with the status of the re-rendered page."""
+
+    result: T | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def attempt(request: Request, action: Callable[[], T], *, fields: Collection[str]) -> Outcome[T]:
+    """Run a form's action; a domain error becomes the form's errors (the field's own message
+    next to the field when the form has that field, else at the top), with the API's status.
+    :class:`NotAuthenticated` goes on (the login page)."""
+    try:
+        return Outcome(action())
+    except NotAuthenticated:
+        raise LoginRequired() from None
+    except HealthCardError as exc:
+        status, message, _ = status_and_message(request, exc)
+        if isinstance(exc, InvalidValue):
+            name = exc.field if exc.field in fields else "_form"
+            text = exc.message if name != "_form" else f"{exc.field}: {exc.message}"
+            return Outcome(errors={name: text}, status=status)
+        return Outcome(errors={"_form": message or str(exc)}, status=status if status != 500 else 400)
+
+
+def install(api: FastAPI) -> None:
+    """Chain the app's 404/405 handler: an HTML page for a browser on a page's path, the API's
+    JSON problem for everything else."""
+    json_handler = api.exception_handlers.get(HTTPException)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        wants_page = request.url.path.startswith(("/portal", "/lang")) and "text/html" in request.headers.get(
+            "accept", ""
+        )
+        if wants_page or json_handler is None:
+            return error_page(request, exc.status_code, "")
+        answer = json_handler(request, exc)
+        if isinstance(answer, Response):
+            return answer
+        response: Response = await answer
+        return response
+
+    api.add_exception_handler(HTTPException, http_error)
+
+
+__all__ = [
+    "STATIC",
+    "LoginRequired",
+    "Outcome",
+    "PageRoute",
+    "ResidentDep",
+    "actor_of",
+    "attempt",
+    "error_page",
+    "install",
+    "is_htmx",
+    "lang_of",
+    "logged_in",
+    "node_of",
+    "own_resident",
+    "page_router",
+    "redirect",
+    "render",
+    "safe_next",
+    "session_of",
+]
