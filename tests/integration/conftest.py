@@ -382,6 +382,8 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 #: with HEALTHCARD_UPDATE_SCREENSHOTS=1 the README's screenshots (docs/screenshots) are refreshed
 #: from the same run
 README_SCREENSHOTS = ROOT / "docs" / "screenshots"
+#: the pages the README shows
+README_PAGES = frozenset({"portal-home", "portal-book", "portal-appointments", "portal-ehc"})
 
 
 @pytest.fixture(scope="session")
@@ -424,7 +426,7 @@ def screenshot(page: Page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("HEALTHCARD_UPDATE_SCREENSHOTS") == "1":
+    if os.environ.get("HEALTHCARD_UPDATE_SCREENSHOTS") == "1" and name in README_PAGES:
         README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, README_SCREENSHOTS / path.name)
     return path
