@@ -26,6 +26,7 @@ from bench.issuance import run_issuance
 from bench.keys import run_keys
 from bench.platform import run_platform
 from bench.settlement import run_settlement
+from bench.web import run_web
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.sam import SamOS
 from healthcard.demo import demo_sam, issue_demo_card
@@ -197,6 +198,7 @@ SECTIONS: dict[str, str] = {
     "issuance": "## Issuance",
     "platform": "## Platform",
     "settlement": "## Settlement and appointments",
+    "web": "## Web",
 }
 
 
@@ -245,6 +247,8 @@ def main() -> None:
         sections.append(run_platform(command, args.quick))
     if args.only in (None, "settlement"):
         sections.append(run_settlement(command, args.quick))
+    if args.only in (None, "web"):
+        sections.append(run_web(command, args.quick))
     text = "\n".join(sections)
     sys.stdout.write(text)
     if args.write:
