@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from healthcard.web import pages, portal
+from healthcard.web import admin, pages, portal, staff
 from healthcard.web.ehealth import EhcKeys
 from healthcard.web.session import CookiePolicy, Sessions
 
@@ -29,6 +29,8 @@ def mount(api: FastAPI, *, cookies: CookiePolicy | None = None) -> None:
     api.state.ehc_keys = EhcKeys.from_secret(secret)
     api.mount(pages.STATIC, StaticFiles(packages=[("healthcard.web", "static")]), name="static")
     api.include_router(portal.router)
+    api.include_router(staff.router)
+    api.include_router(admin.router)
     pages.install(api)
 
     @api.get("/", include_in_schema=False)

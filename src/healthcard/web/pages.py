@@ -87,7 +87,12 @@ TEMPLATES = _environment()
 
 # --- who is asking ------------------------------------------------------------------------------
 class LoginRequired(Exception):
-    """No valid session for a page that needs one: the route class sends the login page."""
+    """No valid session for a page that needs one: the route class sends the login page —
+    ``login``, the resident portal's unless a staff area says its own (``/staff/login``)."""
+
+    def __init__(self, login: str = "/portal/login") -> None:
+        super().__init__(login)
+        self.login = login
 
 
 def node_of(request: Request) -> Node:
@@ -269,8 +274,8 @@ class PageRoute(APIRoute):
                     log.warning("CSRF refused on %s", request.url.path)
                     return error_page(request, 403, "", title="error.csrf")
                 return await handler(request)
-            except LoginRequired:
-                login = "/portal/login"
+            except LoginRequired as exc:
+                login = exc.login
                 if request.method == "GET" and not is_htmx(request):
                     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                     login += "?" + _query({"next": target, "expired": "1" if _had_token(request) else ""})
@@ -349,9 +354,9 @@ def install(api: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        wants_page = request.url.path.startswith(("/portal", "/lang")) and "text/html" in request.headers.get(
-            "accept", ""
-        )
+        wants_page = request.url.path.startswith(
+            ("/portal", "/lang", "/staff", "/admin")
+        ) and "text/html" in request.headers.get("accept", "")
         if wants_page or json_handler is None:
             return error_page(request, exc.status_code, "")
         answer = json_handler(request, exc)
