@@ -123,9 +123,9 @@ class WebRun:
     total_s: float = 0.0
 
 
-def make_accounts(url: str, population: Population, count: int) -> list[str]:
-    """Portal accounts (username = card number) for ``count`` residents spread over the
-    population; returns their usernames."""
+def make_accounts(url: str, population: Population, count: int, taken: set[str]) -> list[str]:
+    """Portal accounts for ``count`` residents spread over the population (those in ``taken``
+    have one already); returns the usernames made."""
     from healthcard.clock import SystemClock
     from healthcard.platform.access import Role
     from healthcard.platform.accounts import Accounts
@@ -139,6 +139,8 @@ def make_accounts(url: str, population: Population, count: int) -> list[str]:
         with db.uow() as uow:
             for i in range(0, population.size, step)[:count]:
                 username = f"B{i:011d}"
+                if username in taken:  # made at a smaller size already
+                    continue
                 accounts.create(
                     uow,
                     username=username,
@@ -248,7 +250,7 @@ def run_web_bench(quick: bool) -> WebRun:
         for scale in QUICK_SCALES if quick else SCALES:
             step = grow_postgres(url, population, scale)
             print(f"web: seeded {step}", file=sys.stderr)
-            usernames += make_accounts(url, population, ACCOUNTS // 2 if usernames else ACCOUNTS)
+            usernames += make_accounts(url, population, ACCOUNTS, set(usernames))
             with server(url, folder) as base:
                 try:
                     cookies = [log_in(base, name) for name in usernames]
