@@ -383,7 +383,9 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 #: from the same run
 README_SCREENSHOTS = ROOT / "docs" / "screenshots"
 #: the pages the README shows
-README_PAGES = frozenset({"portal-home", "portal-book", "portal-appointments", "portal-ehc"})
+README_PAGES = frozenset(
+    {"portal-home", "portal-book", "portal-appointments", "portal-ehc", "admin-cards", "admin-coverage"}
+)
 
 
 @pytest.fixture(scope="session")

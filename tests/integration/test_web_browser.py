@@ -90,3 +90,25 @@ def test_the_language_switch_and_a_keyboard_only_login(platform: Platform, brows
         page.keyboard.type(PASSWORD)
         page.keyboard.press("Enter")
         expect(page).to_have_url(f"{base}/portal")
+
+
+def test_the_administrators_dashboards(platform: Platform, browser_page: Page) -> None:
+    """The platform's operator logs in at the staff login and opens the dashboards; public health
+    sees its area's coverage chart."""
+    page = browser_page
+    with served(platform.app) as base:
+        for username, pages in (
+            ("admin", (("/admin/platform", "admin-platform"), ("/admin/cards", "admin-cards"))),
+            ("cdc-zz", (("/admin/coverage", "admin-coverage"),)),
+        ):
+            page.context.clear_cookies()
+            page.goto(f"{base}/staff/login")
+            page.locator("#f-username").fill(username)
+            page.locator("#f-password").fill(PASSWORD)
+            page.locator("form button[type=submit]").click()
+            page.wait_for_url(re.compile(r"/admin"))
+            for path, name in pages:
+                answer = page.goto(base + path)
+                assert answer is not None and answer.status == 200, path
+                expect(page.locator("svg.chart").first).to_be_visible()
+                screenshot(page, name)

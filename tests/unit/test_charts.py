@@ -69,3 +69,9 @@ def test_a_month_of_days_for_eight_cities_stays_small() -> None:
     days = [f"11-{d:02d}" for d in range(1, 31)]
     svg = columns("每日发卡", days, {f"城市{n}": [float(d * n) for d in range(30)] for n in range(8)})
     assert len(svg.encode()) < 60_000
+
+
+def test_an_axis_never_repeats_a_label() -> None:
+    root = _parse(columns("每日发卡", ["11-24"], {"郑州": [1]}))
+    labels = [t.text for t in root.iter(f"{SVG}text") if t.get("text-anchor") == "end"]
+    assert labels == sorted(set(labels), key=labels.index) and labels[0] == "0" and labels[-1] == "1"

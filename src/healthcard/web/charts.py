@@ -152,14 +152,20 @@ def columns(
 
 
 def _grid(left: int, upper: int, plot_w: int, plot_h: int, top: float, fmt: Callable[[float], str]) -> str:
-    """Four horizontal grid lines with their values, and the axis."""
-    parts = []
+    """Four horizontal grid lines, and the axis; each labelled with its value unless the label
+    would repeat the one below it (a count of 1 has no 0.25: its lines read 0 … 1, not 0 0 0 1 1)."""
+    parts, below = [], None
     for k in range(5):
         y = upper + plot_h - plot_h * k / 4
+        label = fmt(top * k / 4)
         parts.append(
             f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID if k else AXIS}"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{AXIS}">{escape(fmt(top * k / 4))}</text>'
         )
+        if label != below:
+            parts.append(
+                f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{AXIS}">{escape(label)}</text>'
+            )
+        below = label
     return "".join(parts)
 
 
