@@ -163,11 +163,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(app: App, port: int | None = None) -> Iterator[str]:
-    """The API on a real uvicorn in a thread; yields its base URL, stops it after."""
+def served(app: App, port: int | None = None, *, agent_url: str | None = None) -> Iterator[str]:
+    """The API on a real uvicorn in a thread; yields its base URL, stops it after.
+    ``agent_url``: the local reader agent its clinic and kiosk pages call."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            create_app(app, agent_url=agent_url),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

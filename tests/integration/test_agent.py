@@ -6,60 +6,15 @@ with ``fetch``."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import httpx
-import uvicorn
 
-from healthcard.agent import Agent, SamSlot, SimulatedSlot, create_app
 from healthcard.clock import local_date
 from healthcard.storage import tables as t
 
+from .agent_fixtures import agent_served, workstation
 from .platform_fixtures import CARD, HOSPITAL, PASSWORD, Platform, free_port, served
 from .test_appointments_api import schedule_by_http
 from .test_visit_flow import count
-
-CONSOLE = "http://127.0.0.1:8000"
-
-
-@contextmanager
-def agent_served(agent: Agent) -> Iterator[httpx.Client]:
-    """The agent on a real uvicorn (127.0.0.1, a free port), and a client that calls it the way
-    the console page does: with the platform's Origin."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(agent, [CONSOLE]), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the agent's uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers={"Origin": CONSOLE}, timeout=30
-        ) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        agent.close()
-
-
-def workstation(platform: Platform, url: str | None) -> Agent:
-    """The hospital's workstation: the resident's card in slot ``sim-1``, the registered SAM."""
-    return Agent(
-        readers=[SimulatedSlot("sim-1", platform.chip)],
-        sam=SamSlot.from_image(platform.sam, "sam-hospital"),
-        clock=platform.clock,
-        platform_url=url,
-        trust=platform.key_centre.trust_store(),
-    )
 
 
 def login(http: httpx.Client, username: str) -> dict[str, str]:

@@ -53,7 +53,7 @@ The regional health information platform of a city (居民健康卡 · 区域卫
 ROUTE_THREADS = 4
 
 
-def create_app(app: App, *, threads: int = ROUTE_THREADS) -> FastAPI:
+def create_app(app: App, *, threads: int = ROUTE_THREADS, agent_url: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
@@ -95,7 +95,9 @@ def create_app(app: App, *, threads: int = ROUTE_THREADS) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    web.mount(api)  # the pages (portal …) and /static: the same node, tokens and error table
+    web.mount(
+        api, agent_url=agent_url
+    )  # the pages (portal …) and /static: the same node, tokens and error table
     return api
 
 

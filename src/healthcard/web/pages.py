@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -61,6 +62,28 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+#: the local reader agent the clinic console and the kiosk call from the browser (docs/agent.md),
+#: unless ``mount(agent_url=…)`` says otherwise
+AGENT_URL = "http://127.0.0.1:7700"
+
+
+def agent_origin(url: str | None = None) -> str:
+    """The agent's origin, checked: ``http(s)://host:port`` and nothing more (it goes into the
+    Content-Security-Policy of the pages that use it).  Default: ``HEALTHCARD_AGENT_URL``."""
+    value = (url if url is not None else os.environ.get("HEALTHCARD_AGENT_URL", AGENT_URL)).strip()
+    value = value.rstrip("/")
+    scheme, _, rest = value.partition("://")
+    host, _, port = rest.partition(":")
+    if (
+        scheme not in ("http", "https")
+        or not host
+        or not all(c.isalnum() or c in ".-[]" for c in host)
+        or (port and not (port.isdigit() and 0 < int(port) < 65536))
+    ):
+        raise InvalidValue("HEALTHCARD_AGENT_URL", f"{value!r}: http://host:port of the local reader agent")
+    return value
+
+
 #: where the static assets are served; their URLs carry ``?v=<version>`` (a new release: new URLs)
 STATIC = "/static"
 ASSET_VERSION = __version__
@@ -166,10 +189,13 @@ def render(
     *,
     status: int = 200,
     session: Session | None = None,
+    agent: bool = False,
 ) -> HTMLResponse:
     """``template`` rendered for the request's language, with what every page uses: ``_`` (the
     catalog), ``lang``, ``csrf``, ``actor``, ``static``, ``path``.  ``session``: a new session to
-    set with this response (a login)."""
+    set with this response (a login).  ``agent``: the page talks to the local reader agent — its
+    origin is added to the page's ``connect-src`` and given to the page (``agent_url``, which
+    loads ``agent.js``)."""
     lang = lang_of(request)
     current = session or session_of(request)
     if current is None:  # the first visit: a session for the CSRF token of the login form
@@ -189,10 +215,15 @@ def render(
         "query": request.url.query,
         "errors": {},
         "values": {},
+        "agent_url": request.app.state.agent_url if agent else None,
     }
     values.update(context or {})
     response = HTMLResponse(TEMPLATES.get_template(template).render(values), status_code=status)
     response.headers.update(HEADERS)
+    if agent:
+        response.headers["Content-Security-Policy"] = CSP.replace(
+            "connect-src 'self'", f"connect-src 'self' {request.app.state.agent_url}"
+        )
     if session is not None:
         sessions_of(request).save(request, response, session)
     return response
@@ -355,7 +386,7 @@ def install(api: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         wants_page = request.url.path.startswith(
-            ("/portal", "/lang", "/staff", "/admin")
+            ("/portal", "/lang", "/staff", "/admin", "/clinic", "/kiosk")
         ) and "text/html" in request.headers.get("accept", "")
         if wants_page or json_handler is None:
             return error_page(request, exc.status_code, "")
@@ -369,12 +400,14 @@ def install(api: FastAPI) -> None:
 
 
 __all__ = [
+    "AGENT_URL",
     "STATIC",
     "LoginRequired",
     "Outcome",
     "PageRoute",
     "ResidentDep",
     "actor_of",
+    "agent_origin",
     "attempt",
     "error_page",
     "install",
