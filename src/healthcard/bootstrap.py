@@ -7,16 +7,21 @@ concrete adapters chosen (SQLite or PostgreSQL, the key store and its KEK, the c
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from healthcard.card import image
 from healthcard.clock import Clock, SystemClock
+from healthcard.errors import InvalidValue
 from healthcard.issuance.cardcentre import CardCentre
+from healthcard.issuance.chips import ChipSource, SimulatedChips
 from healthcard.issuance.keycentre import KeyCentre
 from healthcard.keys.certificates import TrustStore
-from healthcard.keys.kek import Kek
+from healthcard.keys.kek import DEFAULT_MODULE, Kek, open_kek
 from healthcard.keys.keystore import KeyStore
+from healthcard.platform.carddesk import CardDesk
 from healthcard.platform.node import Node
 from healthcard.settings import Settings
 from healthcard.storage.db import Database
@@ -29,6 +34,10 @@ class App:
     db: Database
     cards: CardCentre
     node: Node = field(repr=False)
+    #: the card centre for the platform's logged-in people (card administrators, the holder)
+    card_desk: CardDesk = field(repr=False, default=None)  # type: ignore[assignment]  # set by bootstrap
+    #: where this process personalises cards (the card centre's pages): the card tray; None: none
+    chips: Callable[[], ChipSource] | None = field(repr=False, default=None)
 
     def close(self) -> None:
         self.db.dispose()
@@ -50,10 +59,12 @@ def bootstrap(
     kek: Callable[[], Kek] | None = None,
     key_centre: Callable[[], KeyCentre] | None = None,
     require_schema: bool = True,
+    chips: Callable[[], ChipSource] | None = None,
 ) -> App:
     """Wire the application.  ``kek`` opens the key store's KEK when a key is first needed
     (personalisation, hot-list signing); ``key_centre`` replaces the whole key centre (tests).
-    ``require_schema``: refuse to start on a database that is not at the current migration."""
+    ``require_schema``: refuse to start on a database that is not at the current migration.
+    ``chips``: where the card centre's pages personalise cards (default: :func:`card_tray`)."""
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
     db = Database(settings.db_url)
@@ -71,4 +82,42 @@ def bootstrap(
     secret = settings.token_secret or secrets.token_bytes(32)
     node = Node(db, clock, token_secret=secret, trust=load_trust(settings))
     cards = CardCentre(db, clock, open_centre, card_data=node.card_data)
-    return App(settings, clock, db, cards, node)
+    desk = CardDesk(
+        cards, db, clock, access=node.access, audit=node.audit, mpi=node.mpi, terminals=node.terminals
+    )
+    return App(settings, clock, db, cards, node, desk, chips or card_tray(settings))
+
+
+def card_tray(settings: Settings) -> Callable[[], ChipSource] | None:
+    """The card tray of ``HEALTHCARD_CARD_TRAY`` (simulated chips; each personalised card saved
+    there as ``<chip serial>.card``, sealed with ``HEALTHCARD_IMAGE_PASSPHRASE`` — the demo's
+    when unset, as ``healthcard issue`` does), or None when none is configured."""
+    folder = settings.card_tray
+    if folder is None:
+        return None
+    passphrase = os.environ.get("HEALTHCARD_IMAGE_PASSPHRASE") or image.DEMO_PASSPHRASE
+    return lambda: SimulatedChips(folder, image.Sealer(passphrase))
+
+
+def kek_from_environment(settings: Settings) -> Callable[[], Kek]:
+    """The key store's KEK from the environment alone (a server has no terminal to ask on):
+    ``HEALTHCARD_KEYSTORE_PASSPHRASE``, or the PKCS#11 token of ``HEALTHCARD_PKCS11_*``.  Opened
+    when a key is first needed; missing, that use is refused with what to set."""
+
+    def open_it() -> Kek:
+        if settings.kek == "pkcs11":
+            pin = os.environ.get("HEALTHCARD_PKCS11_PIN")
+            if not pin:
+                raise InvalidValue("HEALTHCARD_PKCS11_PIN", "the HSM user PIN, for the key store")
+            return open_kek(
+                "pkcs11",
+                module=os.environ.get("HEALTHCARD_PKCS11_MODULE", DEFAULT_MODULE),
+                token=os.environ.get("HEALTHCARD_PKCS11_TOKEN", "healthcard"),
+                pin=pin,
+            )
+        passphrase = os.environ.get("HEALTHCARD_KEYSTORE_PASSPHRASE")
+        if not passphrase:
+            raise InvalidValue("HEALTHCARD_KEYSTORE_PASSPHRASE", "the key store's passphrase is not set")
+        return open_kek("passphrase", passphrase=passphrase)
+
+    return open_it

@@ -12,6 +12,9 @@
                                for its workers when unset (every token then dies with the server)
 ``HEALTHCARD_TRUST``           the national root public keys the platform trusts (SAM
                                certificates of terminals): ``$HEALTHCARD_DATA_DIR/trust.json``
+``HEALTHCARD_CARD_TRAY``       a folder: the web process's card centre pages personalise cards
+                               into it (simulated chips, as ``healthcard issue``); unset: they
+                               issue none (``healthcard serve --demo``: ``$DATA_DIR/cards``)
 =============================  ===============================================================
 """
 
@@ -45,6 +48,7 @@ class Settings:
     operator: str | None = None
     token_secret: bytes | None = None
     trust: Path | None = None
+    card_tray: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +76,7 @@ class Settings:
             operator=env.get("HEALTHCARD_OPERATOR") or None,
             token_secret=token_secret,
             trust=Path(trust) if trust else None,
+            card_tray=Path(env["HEALTHCARD_CARD_TRAY"]) if env.get("HEALTHCARD_CARD_TRAY") else None,
         )
 
     @property

@@ -139,3 +139,39 @@ def test_a_swipe_when_the_card_is_out_touches_no_platform(platform: Platform) ->
         assert answer.status_code == 409 and answer.json()["code"] == "no-card"
         assert count(platform, t.CardUse, resident_id=platform.resident_id) == 0
         assert agent.get("/status").json()["platform"]["logged_in"] is False
+
+
+def test_write_visit_fetches_the_record_writes_it_and_closes_the_visit(platform: Platform) -> None:
+    rid = platform.resident_id
+    with (
+        served(platform.app) as url,
+        httpx.Client(base_url=url) as api,
+        agent_served(workstation(platform, url)) as agent,
+    ):
+        assert agent.post("/swipe", json={}).json()["platform"]["ok"] is True  # the presence tie
+        doctor = login(api, "dr-wang")
+        eid = api.post(
+            f"/v1/residents/{rid}/encounters", json={"department": "内科", "kind": "outpatient"}, headers=doctor
+        ).json()["id"]
+        api.post(
+            f"/v1/residents/{rid}/encounters/{eid}/items",
+            json={"diagnoses": [{"code": "J06.9", "primary": True}]},
+            headers=doctor,
+        )
+        body = {"resident_id": rid, "encounter_id": eid}
+        wrong = agent.post("/write/visit", json={**body, "card_number": "110101199001011234"})
+        assert wrong.status_code == 409 and wrong.json()["code"] == "wrong-card"
+        assert api.get(f"/v1/residents/{rid}/encounters/{eid}", headers=doctor).json()["status"] == "open"
+
+        written = agent.post("/write/visit", json={**body, "card_number": CARD})
+        assert written.status_code == 200, written.text
+        answer = written.json()
+        assert (answer["closed"], answer["slot"], answer["kind"]) == (True, 1, "outpatient")
+        assert answer["verification"]["verified"] is True
+        assert answer["encounter"]["status"] == "closed" and answer["encounter"]["card_slot"] == 1
+        # asked again: the visit is closed — refused before the card is touched
+        again = agent.post("/write/visit", json={**body, "card_number": CARD})
+        assert again.status_code == 409 and again.json()["code"] == "visit-closed", again.text
+        assert len(agent.post("/swipe", json={}).json()["card"]["recent_visits"]) == 1
+        unknown = agent.post("/write/visit", json={"resident_id": "../x", "encounter_id": eid})
+        assert unknown.status_code == 422 and unknown.json()["field"] == "resident_id"

@@ -17,6 +17,8 @@ from sqlalchemy import func, select
 
 from healthcard.bootstrap import App, bootstrap
 from healthcard.card import image
+from healthcard.card.apdu import CommandAPDU
+from healthcard.card.cos import CardOS
 from healthcard.card.sam import sam_certificate
 from healthcard.clock import FixedClock, local_date
 from healthcard.errors import InvalidValue
@@ -24,7 +26,7 @@ from healthcard.issuance.organisation import LEVELS
 from healthcard.keys.certificates import verify_certificate
 from healthcard.keys.kek import open_kek
 from healthcard.platform import democity
-from healthcard.platform.access import Role
+from healthcard.platform.access import Actor, Role
 from healthcard.platform.immunization import DoseState, DueEntry
 from healthcard.settings import Settings
 from healthcard.storage import tables as t
@@ -93,7 +95,8 @@ def test_a_second_start_adds_nothing(city: City) -> None:
         for p in city.settings.data_dir.rglob("*")
         if p.is_file() and p.suffix != ".db"
     }
-    assert before["residents"] == RESIDENTS and before["encounters"] > 0 and before["immunizations"] > 0
+    # the batch's residents, the kiosk's resident and the applicant waiting at the kiosk
+    assert before["residents"] == RESIDENTS + 2 and before["encounters"] > 0 and before["immunizations"] > 0
     logins = city.again()
     assert _counts(city.app) == before
     assert logins == city.logins
@@ -147,6 +150,16 @@ def test_the_demo_child_is_overdue(city: City) -> None:
     assert any(e.resident_id == child.resident_id and e.status.state == DoseState.OVERDUE for e in due)
 
 
+def test_the_demo_adult_sees_the_demo_child_through_a_household_link(city: City) -> None:
+    adult, child = city.resident("adult"), city.resident("child")
+    assert adult.resident_id is not None and child.resident_id is not None
+    guardian = Actor(adult.username, Role.RESIDENT, resident_id=adult.resident_id)
+    (found,) = city.app.node.households.all_vaccinations(guardian)
+    assert found.dependant.resident_id == child.resident_id and found.dependant.relation == "parent"
+    states = {status.state for status in found.plan}
+    assert DoseState.OVERDUE in states and DoseState.GIVEN in states
+
+
 def test_the_demo_residents_cards_resolve(city: City) -> None:
     node = city.app.node
     sealer = image.Sealer(image.DEMO_PASSPHRASE)
@@ -178,7 +191,7 @@ def test_the_adult_has_a_record(city: City) -> None:
     assert all(isinstance(f.amount_fen, int) and f.amount_fen > 0 for v in visits for f in v.fees)
     # nobody allergic to penicillin is given amoxicillin
     assert "阿莫西林胶囊" not in {p.drug for v in visits for p in v.prescriptions}
-    assert archives == RESIDENTS
+    assert archives == RESIDENTS + 1  # and the kiosk's resident
 
 
 def test_terminals_are_registered_with_their_saved_sams(city: City) -> None:
@@ -195,6 +208,27 @@ def test_terminals_are_registered_with_their_saved_sams(city: City) -> None:
         with city.app.db.uow() as uow:
             view = city.app.node.terminals.get(uow, terminal.terminal_id)
         assert view.institution_code == terminal.institution_code and view.active
+
+
+def test_the_kiosk_its_card_with_a_pin_and_an_application_to_issue(city: City) -> None:
+    kiosk = city.logins.kiosk
+    assert kiosk is not None and kiosk.pin == democity.KIOSK_PIN
+    assert kiosk.applicant_status == "APPROVED" and kiosk.applicant_id_number != kiosk.card_number
+    sealer = image.Sealer(image.DEMO_PASSPHRASE)
+    certificate = sam_certificate(image.load(kiosk.sam_image, sealer))
+    assert verify_certificate(certificate, city.app.node.terminals.trust, local_date(city.clock), kind="sam").subject == kiosk.terminal_id
+    with city.app.db.uow() as uow:
+        assert city.app.node.terminals.get(uow, kiosk.terminal_id).kind == "kiosk"
+        operator = uow.reference.operator(kiosk.terminal_id)
+        assert operator is not None and operator.role == "kiosk" and operator.institution_code == kiosk.institution_code
+        card = uow.cards.live(kiosk.card_number)
+        assert card is not None and card.status == "ACTIVE"
+    # the card's holder PIN is the demo's: the card says so
+    card_os = CardOS(image.load(kiosk.card_image, sealer))
+    card_os.power_on()
+    verify = CommandAPDU(0x00, 0x20, 0x00, 0x01, bytes.fromhex(democity.KIOSK_PIN))
+    assert card_os.process(verify.to_bytes())[-2:] == b"\x90\x00"
+    assert card_os.state.serial.hex().upper() == card.chip_serial
 
 
 def test_print_logins(city: City) -> None:

@@ -231,10 +231,10 @@ def test_every_page_renders_for_the_resident_in_both_languages(portal: Portal) -
 
 
 def test_the_vaccination_page_lists_due_and_overdue_doses(portal: Portal) -> None:
-    """张三 is an adult: past the children's schedule, said so; the household-link note is shown."""
+    """张三 is an adult: past the children's schedule, said so; the note on household links is shown."""
     portal.login()
     page = portal.client.get("/portal/vaccinations").text
-    assert "应种与逾期" in page and "家庭代理功能尚未开通" in page
+    assert "应种与逾期" in page and "家庭代理关联" in page
 
 
 # --- CSRF ---------------------------------------------------------------------------------------------------

@@ -23,9 +23,10 @@ from healthcard.platform.access import (
     strongest,
 )
 
-# S self · B break-glass · P presence · C care · A area · I institution · N none · - never
+# S self · G proxy (a guardian's household link) · B break-glass · P presence · C care · A area · I institution · N none · - never
 LETTERS = {
     "S": Relationship.SELF,
+    "G": Relationship.PROXY,
     "B": Relationship.BREAK_GLASS,
     "P": Relationship.PRESENCE,
     "C": Relationship.CARE,
@@ -35,12 +36,12 @@ LETTERS = {
 }
 EXPECTED_TEXT = """
 # role          category       read      write
-resident        demographics   S         S
+resident        demographics   SG        S
 resident        card           S         S
 resident        summary        S         -
 resident        archive        S         -
 resident        encounters     S         -
-resident        immunization   S         -
+resident        immunization   SG        -
 resident        settlement     S         S
 resident        audit          S         -
 resident        appointments   S         S
@@ -63,7 +64,7 @@ public-health   immunization   A         A
 insurer         settlement     PCBI      -
 card-admin      demographics   PCBI      PCBI
 card-admin      card           PCBI      PCBI
-auditor         audit          SBPCAIN   -
+auditor         audit          SGBPCAIN  -
 terminal        demographics   P         -
 terminal        summary        P         P
 terminal        card           PCBI      P
@@ -95,7 +96,7 @@ def actor(role: Role) -> Actor:
 
 
 def test_the_matrix_is_complete() -> None:
-    assert len(MATRIX) == len(Role) * len(Category) * len(Action) * len(Relationship) == 1386
+    assert len(MATRIX) == len(Role) * len(Category) * len(Action) * len(Relationship) == 1584
 
 
 @pytest.mark.parametrize(
@@ -188,10 +189,11 @@ def test_nobody_writes_the_audit_trail_through_the_policy() -> None:
 
 
 def test_a_resident_reaches_only_their_own_record() -> None:
+    """… and, as a guardian (PROXY), a dependant's vaccinations and name (the test below)."""
     resident = actor(Role.RESIDENT)
     for category in Category:
         assert decide(resident, category, Action.READ, Relationship.SELF).allowed
-        for tie in set(Relationship) - {Relationship.SELF}:
+        for tie in set(Relationship) - {Relationship.SELF, Relationship.PROXY}:
             assert not decide(resident, category, Action.READ, tie).allowed
     assert not decide(resident, Category.ENCOUNTERS, Action.WRITE, Relationship.SELF).allowed
 
@@ -208,3 +210,36 @@ def test_strongest_follows_the_declared_order() -> None:
 
 def test_the_reasons_carry_no_placeholder() -> None:
     assert all(len(reason) > 20 for reason in REASONS.values())
+
+
+def test_a_guardian_reads_a_dependants_vaccinations_and_name_and_nothing_else() -> None:
+    """The PROXY tie (a live household link) opens IMMUNIZATION and DEMOGRAPHICS to read, for a
+    resident account only; no other category, no write, no other role."""
+    guardian = actor(Role.RESIDENT)
+    opened = {Category.IMMUNIZATION, Category.DEMOGRAPHICS}
+    for category in Category:
+        assert decide(guardian, category, Action.READ, Relationship.PROXY).allowed is (category in opened)
+        assert not decide(guardian, category, Action.WRITE, Relationship.PROXY).allowed
+    for role in Role:
+        if role not in (Role.RESIDENT, Role.AUDITOR):  # the auditor reads any audit trail anyway
+            for category in Category:
+                assert not decide(actor(role), category, Action.READ, Relationship.PROXY).allowed, role
+    assert not decide(actor(Role.AUDITOR), Category.IMMUNIZATION, Action.READ, Relationship.PROXY).allowed
+
+
+@pytest.mark.parametrize("year", [2007, 2008, 2010, 2011])
+def test_coming_of_age_and_the_adult_cut_off_agree_on_every_day(year: int) -> None:
+    """A dependant is a minor on ``today`` exactly when their birth date is after
+    adults_born_by(today) — and exactly when today is before their 18th birthday (leap days too)."""
+    import datetime as dt
+
+    from healthcard.platform.access import adults_born_by, coming_of_age
+
+    start = dt.date(year, 1, 1)
+    births = [start + dt.timedelta(days=n) for n in range(0, 800, 1)]
+    for birth in births:
+        of_age = coming_of_age(birth)
+        for today in (of_age - dt.timedelta(days=1), of_age, of_age + dt.timedelta(days=1)):
+            assert (birth > adults_born_by(today)) is (today < of_age), (birth, today)
+    assert coming_of_age(dt.date(2008, 2, 29)) == dt.date(2026, 3, 1)
+    assert coming_of_age(dt.date(2008, 3, 1)) == dt.date(2026, 3, 1)

@@ -4,7 +4,7 @@ readers — PC/SC readers, or simulated cards from card images — and its SAM, 
 B/S systems reach card readers.  docs/agent.md describes its API and its security model."""
 
 from healthcard.agent.app import DEFAULT_ORIGINS, create_app
-from healthcard.agent.readers import PcscReader, SamSlot, SimulatedSlot
+from healthcard.agent.readers import CardTray, PcscReader, SamSlot, SimulatedSlot
 from healthcard.agent.service import Agent
 
-__all__ = ["DEFAULT_ORIGINS", "Agent", "PcscReader", "SamSlot", "SimulatedSlot", "create_app"]
+__all__ = ["DEFAULT_ORIGINS", "Agent", "CardTray", "PcscReader", "SamSlot", "SimulatedSlot", "create_app"]

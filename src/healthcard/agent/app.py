@@ -41,9 +41,11 @@ from healthcard.agent.service import (
     NoPin,
     NoPlatform,
     NotSimulated,
+    NoTray,
     PinBlocked,
     PinWrong,
     PlatformUnreachable,
+    VisitClosed,
     WrongCard,
 )
 from healthcard.terminal.platform import PlatformRefused
@@ -63,8 +65,10 @@ TABLE: tuple[tuple[type[e.HealthCardError], int, str], ...] = (
     (SamMissing, 503, "sam-missing"),
     (ReaderBusy, 409, "busy"),
     (WrongCard, 409, "wrong-card"),
+    (VisitClosed, 409, "visit-closed"),
     (NotSimulated, 409, "not-simulated"),
     (NoPlatform, 409, "no-platform"),
+    (NoTray, 409, "no-tray"),
     (PlatformUnreachable, 502, "platform-unreachable"),
     (e.HotListed, 409, "hot-listed"),
     (e.Duplicate, 409, "duplicate"),
@@ -238,8 +242,27 @@ class WriteBody(ReaderBody):
     )
 
 
+class VisitBody(ReaderBody):
+    resident_id: str = Field(max_length=64, description="the platform's resident id (the swipe's answer)")
+    encounter_id: int = Field(ge=1, description="the visit to write and close")
+    card_number: str | None = Field(
+        default=None, description="refuse unless this card is in the reader (recommended)"
+    )
+
+
 class PinBody(ReaderBody):
     pin: str = Field(description="the cardholder PIN, 6 digits (never logged)")
+
+
+class DispenseBody(ReaderBody):
+    chip_serial: str = Field(max_length=32, description="the chip serial of the card in the tray (16 hex digits)")
+
+
+class IssueBody(ReaderBody):
+    id_number: str = Field(min_length=1, max_length=18, description="the ID number the kiosk read off the ID card")
+    name: str = Field(min_length=1, max_length=30, description="the name the kiosk read off the ID card")
+    pin: str = Field(max_length=16, description="the cardholder PIN chosen, 6 digits (never logged)")
+    pin_again: str = Field(max_length=16, description="the same PIN again")
 
 
 def create_app(agent: Agent, allow_origins: Iterable[str] = DEFAULT_ORIGINS) -> FastAPI:
@@ -275,6 +298,12 @@ def create_app(agent: Agent, allow_origins: Iterable[str] = DEFAULT_ORIGINS) -> 
     def check_in(body: CheckInBody) -> dict[str, Any]:
         return agent.check_in(body.reader, body.booking_id)
 
+    @app.post("/write/visit")
+    def write_visit(body: VisitBody) -> dict[str, Any]:
+        """The visit fetched from the platform by the agent, written to the card, SAM-signed, and
+        closed at the platform with its slot: :meth:`Agent.write_visit`."""
+        return agent.write_visit(body.resident_id, body.encounter_id, body.reader, body.card_number)
+
     @app.post("/write/{kind}")
     def write(kind: Literal["outpatient", "inpatient"], body: WriteBody) -> dict[str, Any]:
         """The visit record onto the card, SAM-signed; the slot, the record read back and the
@@ -284,6 +313,25 @@ def create_app(agent: Agent, allow_origins: Iterable[str] = DEFAULT_ORIGINS) -> 
     @app.post("/pin")
     def pin(body: PinBody) -> dict[str, Any]:
         return agent.verify_pin(body.pin, body.reader)
+
+    @app.post("/login")
+    def login(body: PinBody) -> dict[str, Any]:
+        """Kiosk: the card authenticated with the SAM, its PIN verified by the card, and the
+        resident's session the platform opened for this kiosk: ``{access_token, expires_in,
+        card_number, name}``.  PIN errors as ``/pin``."""
+        return agent.login(body.pin, body.reader)
+
+    @app.post("/issue")
+    def issue(body: IssueBody) -> dict[str, Any]:
+        """Kiosk: self-service issuance of the approved application of the person whose ID card
+        was read, with the PIN chosen twice; the card made is dispensed into the slot:
+        ``{card, dispensed}`` (:meth:`Agent.issue`)."""
+        return agent.issue(body.id_number, body.name, body.pin, body.pin_again, body.reader)
+
+    @app.post("/dispense")
+    def dispense(body: DispenseBody) -> dict[str, object]:
+        """Kiosk (demo): the card ``<tray>/<chip_serial>.card`` into the simulated slot."""
+        return agent.dispense(body.chip_serial, body.reader)
 
     @app.post("/insert")
     def insert(body: ReaderBody) -> dict[str, object]:

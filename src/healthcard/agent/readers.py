@@ -20,17 +20,20 @@ Errors added here (under the tree of :mod:`healthcard.errors`)::
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 
+from healthcard.card import image
 from healthcard.card.apdu import CommandAPDU
 from healthcard.card.cos import CardOS, CardState
 from healthcard.card.profile import PROFILE_32K, PROFILES, Profile
 from healthcard.card.sam import SamOS
 from healthcard.card.sw import exception_for, is_success
-from healthcard.errors import TransitionRefused, TransportError
+from healthcard.errors import InvalidValue, NotFound, TransitionRefused, TransportError
 from healthcard.keys.certificates import SAM_CERTIFICATE_LENGTH
 from healthcard.terminal.pcsc import PcscError, PcscTransport
 from healthcard.terminal.transport import SimulatorTransport, Transport
@@ -140,6 +143,52 @@ class SimulatedSlot(Reader):
 
     def profile(self) -> Profile:
         return self._profile
+
+    def load(self, state: CardState, save: Callable[[CardState], None] | None = None) -> None:
+        """Another card in the slot, inserted (a kiosk's dispenser handing out the card it made):
+        the card that was there is gone, and a transport connected to it fails its next APDU.
+        The caller holds the slot's lock."""
+        self.card = CardOS(state, on_change=save)
+        self._profile = PROFILES.get(state.profile, PROFILE_32K)
+        self.inserted, self.generation = True, self.generation + 1
+
+
+class CardTray:
+    """The output tray of a kiosk's card dispenser in the demo: the folder where the card centre
+    saves each card it personalised on a simulated chip, ``<folder>/<CHIP SERIAL>.card``
+    (:func:`healthcard.issuance.chips.image_path`).  Only such names are opened — the serial is
+    16 hex digits, the path stays inside the folder — so a request cannot load any other file."""
+
+    def __init__(self, folder: Path, sealer: image.Sealer) -> None:
+        self.folder = folder
+        self._sealer = sealer
+
+    def __repr__(self) -> str:
+        return f"CardTray({str(self.folder)!r})"
+
+    def path(self, chip_serial: object) -> Path:
+        serial = chip_serial.strip().upper() if isinstance(chip_serial, str) else ""
+        if not _SERIAL.fullmatch(serial):
+            raise InvalidValue("chip_serial", "the chip serial is 16 hex digits")
+        path = self.folder / f"{serial}.card"
+        if path.resolve().parent != self.folder.resolve():  # a link out of the tray
+            raise InvalidValue("chip_serial", "that card is not in the dispenser's tray")
+        return path
+
+    def take(self, chip_serial: object) -> tuple[CardState, Callable[[CardState], None]]:
+        """The card image of ``chip_serial`` and where its changes go (the same file)."""
+        path = self.path(chip_serial)
+        if not path.is_file():
+            raise NotFound("card in the dispenser's tray", path.stem)
+        state = image.load(path, self._sealer)
+
+        def save(changed: CardState) -> None:
+            image.save(changed, path, self._sealer)
+
+        return state, save
+
+
+_SERIAL = re.compile(r"[0-9A-F]{16}")
 
 
 class _SlotTransport(SimulatorTransport):
@@ -294,6 +343,7 @@ class SamSlot:
 
 __all__ = [
     "CardRemoved",
+    "CardTray",
     "NoCard",
     "PcscReader",
     "Reader",

@@ -31,6 +31,7 @@ import httpx
 
 from healthcard import __version__
 from healthcard.agent.readers import (
+    CardTray,
     NoCard,
     PcscReader,
     Reader,
@@ -72,6 +73,11 @@ class WrongCard(TransitionRefused):
     """The card in the reader is not the one the request is about (the clerk swapped cards)."""
 
 
+class VisitClosed(TransitionRefused):
+    """The visit to write is closed at the platform: it is on a card already (or was closed
+    without one); writing it again would take a second slot."""
+
+
 class NotSimulated(TransitionRefused):
     """Insert / remove asked of a real reader: only a person can do that."""
 
@@ -101,6 +107,10 @@ class PinBlocked(TransitionRefused):
 
 class NoPin(TransitionRefused):
     """The card carries no cardholder PIN (6A88: it was issued without one)."""
+
+
+class NoTray(TransitionRefused):
+    """A card to dispense and the agent has no dispenser (started without ``--tray``)."""
 
 
 def _plain(value: object) -> Any:
@@ -234,6 +244,7 @@ class Agent:
         busy_wait: float = 2.0,
         platform_transport: httpx.BaseTransport | None = None,
         platform_timeout: float = 5.0,
+        tray: CardTray | None = None,
     ) -> None:
         names = [r.name for r in readers]
         if len(set(names)) != len(names):
@@ -248,6 +259,8 @@ class Agent:
         self.trust = trust
         self.hotlist = hotlist
         self.busy_wait = busy_wait
+        #: a kiosk's card dispenser (the demo's: the card centre's tray of simulated chips)
+        self.tray = tray
         self.platform_url = platform_url
         self._terminal_id = terminal_id
         self._platform_lock = threading.Lock()
@@ -478,6 +491,38 @@ class Agent:
             "verification": verification,
         }
 
+    def write_visit(
+        self,
+        resident_id: str,
+        encounter_id: int,
+        reader: str | None = None,
+        card_number: str | None = None,
+    ) -> dict[str, Any]:
+        """The end of the visit in one call, as the console's "写卡" button wants it: the agent
+        (the terminal the card was swiped at) fetches the visit's card record from the platform
+        itself — the page never handles it — writes it to the card in the reader (ED for an
+        outpatient or emergency visit, EE for an inpatient stay), then closes the encounter at
+        the platform with the slot.  The answer is :meth:`write`'s plus ``encounter`` (the
+        platform's closed visit).  Written but not closed (the platform went away between the
+        two): ``closed`` is False and the page may ask again — a second write takes another slot,
+        so the agent asks the platform first and writes nothing for a visit already closed
+        (:class:`VisitClosed`)."""
+        if self._client is None:
+            raise NoPlatform("writing a visit needs the platform: start the agent with --platform")
+        visit = self._platform(lambda c: c.encounter(resident_id, encounter_id))
+        if visit.get("status") != "open":
+            where = f" (slot {visit['card_slot']})" if visit.get("card_slot") else ""
+            raise VisitClosed(f"visit {encounter_id} is closed{where}: nothing was written")
+        values = self._platform(lambda c: c.card_record(resident_id, encounter_id))
+        kind = "inpatient" if "RYRQ" in values else "outpatient"
+        written = self.write(kind, values, reader, card_number)
+        slot = written["slot"]
+        try:
+            closed = self._platform(lambda c: c.close_encounter(resident_id, encounter_id, slot))
+        except HealthCardError as error:
+            return {**written, "closed": False, "error": problem_of(error)}
+        return {**written, "closed": True, "encounter": closed}
+
     def _verify(self, terminal: HealthCardTerminal, ef: str, slot: int) -> dict[str, Any]:
         if terminal.trust is None:
             return {"verified": False, "reason": "unknown-root", "message": "the agent has no trust store"}
@@ -495,35 +540,114 @@ class Agent:
         """VERIFY the cardholder PIN (``00 20 00 01 03`` + 6 digits in BCD, DECISIONS.md §7): a
         kiosk's check that the person at it holds the card.  Three wrong PINs block it; the SAM
         is not needed.  The PIN is never logged nor kept."""
-        if not isinstance(pin, str) or len(pin) != 6 or not pin.isdigit():
-            raise InvalidValue("pin", "the PIN is 6 digits")
+        _check_pin(pin)
         slot = self.reader(reader)
         with held(slot.lock, self.busy_wait, f"reader {slot.name!r}"):
             transport = slot.transport()
             transport.connect()
             try:
-                response = transport.transmit(
-                    CommandAPDU(0x00, 0x20, 0x00, PIN_REFERENCE, bytes.fromhex(pin))
-                )
+                _verify(transport, slot.name, pin)
             finally:
                 transport.disconnect()
-        sw = response.sw
-        logger.info("PIN verification at %r: %04X", slot.name, sw)
-        if sw == 0x9000:
-            return {"reader": slot.name, "verified": True}
-        if sw == 0x6983 or sw == 0x63C0:
-            raise PinBlocked("the PIN is blocked after three wrong tries: the card centre unblocks it")
-        if sw >> 4 == 0x63C:
-            raise PinWrong(sw & 0x0F)
-        if sw == 0x6A88:
-            raise NoPin("this card has no cardholder PIN")
-        raise exception_for(sw)
+        return {"reader": slot.name, "verified": True}
+
+    def login(self, pin: str, reader: str | None = None) -> dict[str, Any]:
+        """A resident's session at a self-service kiosk: in one card session the card is
+        authenticated with the SAM (its holder file needs the SAM's read key) and its holder's
+        PIN verified by the card; then the platform, asked by this kiosk's terminal (logged in
+        with its SAM), opens the resident's session (``POST /v1/auth/card``).  The answer is the
+        resident's access token for the kiosk page — the PIN went from the browser to the card
+        and no further."""
+        _check_pin(pin)
+        if self._client is None:
+            raise NoPlatform("a kiosk login needs the platform: start the agent with --platform")
+        with self._session(reader) as (slot, terminal):
+            number = terminal.read_issuer().card_number
+            name = terminal.read_holder().name
+            serial = terminal.serial
+            _verify(terminal.card, slot.name, pin)
+        answer = self._platform(lambda c: c.card_login(number, serial))
+        logger.info("kiosk login at %r", slot.name)
+        return {
+            "reader": slot.name,
+            "access_token": answer.get("access_token"),
+            "expires_in": answer.get("expires_in"),
+            "card_number": number,
+            "name": name,
+        }
+
+    # --- self-service issuance (a kiosk) -----------------------------------------------------------
+    def dispense(self, chip_serial: str, reader: str | None = None) -> dict[str, Any]:
+        """The card of ``chip_serial`` from the dispenser's tray into the simulated slot
+        ``reader`` (or the only one; an agent without slots gets ``sim-dispenser``), inserted —
+        the card that was in the slot is gone.  Only ``<tray>/<16 hex digits>.card`` is opened."""
+        if self.tray is None:
+            raise NoTray("this agent has no card dispenser: start it with --tray")
+        state, save = self.tray.take(chip_serial)
+        if reader is None and not self._simulated:
+            slot = self._simulated["sim-dispenser"] = SimulatedSlot("sim-dispenser", state, save=save)
+        else:
+            slot = self.simulated(reader)
+            with held(slot.lock, self.busy_wait, f"reader {slot.name!r}"):
+                slot.load(state, save)
+        logger.info("card dispensed into %r", slot.name)
+        return {**slot.describe(), "chip_serial": str(chip_serial).strip().upper()}
+
+    def issue(
+        self, id_number: str, name: str, pin: str, pin_again: str, reader: str | None = None
+    ) -> dict[str, Any]:
+        """Self-service issuance (自助发卡) of the approved application of the person whose ID card
+        the kiosk read: the PIN chosen twice is checked here (6 digits, the same twice), then the
+        platform — asked by this kiosk's terminal, logged in with its SAM — has the card centre
+        personalise a card with that PIN and hand it over; the card it made is then dispensed into
+        the slot (when the agent has a tray).  The PIN goes to the platform in that one request
+        and is not logged, kept or answered.  Issued but not dispensed: ``dispensed`` is null and
+        ``error`` says why (the card is the resident's: the service desk hands it out)."""
+        _check_pin(pin)
+        if pin_again != pin:
+            raise InvalidValue("pin_again", "the two PINs differ")
+        if self._client is None:
+            raise NoPlatform("issuing a card needs the platform: start the agent with --platform")
+        card = self._platform(lambda c: c.self_service_issue(id_number, name, pin))
+        logger.info("self-service issuance: card issued")
+        answer: dict[str, Any] = {
+            "card": {k: card.get(k) for k in ("card_number", "chip_serial", "status", "issue_date", "expiry_date")},
+            "dispensed": None,
+        }
+        if self.tray is not None:
+            try:
+                answer["dispensed"] = self.dispense(str(card.get("chip_serial", "")), reader)
+            except HealthCardError as error:
+                answer["error"] = problem_of(error)
+        return answer
+
+
+def _check_pin(pin: object) -> None:
+    if not isinstance(pin, str) or len(pin) != 6 or not pin.isascii() or not pin.isdigit():
+        raise InvalidValue("pin", "the PIN is 6 digits")
+
+
+def _verify(transport: Transport, reader: str, pin: str) -> None:
+    """VERIFY ``pin`` on the card behind ``transport``; the PIN errors of docs/agent.md."""
+    response = transport.transmit(CommandAPDU(0x00, 0x20, 0x00, PIN_REFERENCE, bytes.fromhex(pin)))
+    sw = response.sw
+    logger.info("PIN verification at %r: %04X", reader, sw)
+    if sw == 0x9000:
+        return
+    if sw == 0x6983 or sw == 0x63C0:
+        raise PinBlocked("the PIN is blocked after three wrong tries: the card centre unblocks it")
+    if sw >> 4 == 0x63C:
+        raise PinWrong(sw & 0x0F)
+    if sw == 0x6A88:
+        raise NoPin("this card has no cardholder PIN")
+    raise exception_for(sw)
 
 
 __all__ = [
     "Agent",
     "NoPin",
     "NoPlatform",
+    "NoTray",
     "NotSimulated",
     "PinBlocked",
     "PinWrong",

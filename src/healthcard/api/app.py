@@ -22,8 +22,10 @@ from healthcard.api.routes import (
     areas,
     audit,
     auth,
+    cards,
     fhir,
     health_account,
+    households,
     ops,
     residents,
     settlement,
@@ -31,7 +33,8 @@ from healthcard.api.routes import (
     uploads,
 )
 from healthcard.api.tokens import Tokens
-from healthcard.bootstrap import App, bootstrap
+from healthcard.bootstrap import App, bootstrap, kek_from_environment
+from healthcard.settings import Settings
 
 DESCRIPTION = """\
 The regional health information platform of a city (居民健康卡 · 区域卫生信息平台).
@@ -83,10 +86,12 @@ def create_app(app: App, *, threads: int = ROUTE_THREADS, agent_url: str | None 
         residents,
         areas,
         audit,
+        cards,
         appointments,
         settlement,
         fhir,
         health_account,
+        households,
         ops,
     ):
         api.include_router(module.router)
@@ -103,4 +108,6 @@ def create_app(app: App, *, threads: int = ROUTE_THREADS, agent_url: str | None 
 
 def from_environment() -> FastAPI:
     """uvicorn factory (``healthcard.api.app:from_environment``)."""
-    return create_app(bootstrap())
+    settings = Settings.from_env()
+    # the key store opens from the environment when the card centre's pages first need a key
+    return create_app(bootstrap(settings, kek=kek_from_environment(settings)))

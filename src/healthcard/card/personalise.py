@@ -48,7 +48,8 @@ class CardContents:
     photo: bytes = b""
     allergies: list[tuple[str, str]] = field(default_factory=list)
     immunizations: list[tuple[str, str]] = field(default_factory=list)
-    pin: str | None = None  # optional cardholder PIN (DECISIONS.md §7), 6 digits
+    #: optional cardholder PIN (DECISIONS.md §7), 6 digits; out of the repr (logs, tracebacks)
+    pin: str | None = field(default=None, repr=False)
 
     def value(self, df: str, ef: str, name: str) -> Value | None:
         return self.items.get(f"{df}/{ef}", {}).get(name)

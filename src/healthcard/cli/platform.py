@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from healthcard.bootstrap import bootstrap
+from healthcard.card import image
 from healthcard.cli.common import console, fail
 from healthcard.errors import HealthCardError, InvalidValue
 from healthcard.platform.node import Node
@@ -52,6 +53,10 @@ def serve(
 
             logins = democity.ensure(settings, residents=residents, console=console)
             democity.print_logins(console, logins, f"http://{host}:{port}")
+            # the card centre's pages issue into the demo's card tray, under the demo's key store
+            os.environ.setdefault("HEALTHCARD_CARD_TRAY", str(settings.data_dir / "cards"))
+            if settings.kek == "passphrase":
+                os.environ.setdefault("HEALTHCARD_KEYSTORE_PASSPHRASE", image.DEMO_PASSPHRASE)
     except HealthCardError as exc:
         raise fail(exc) from None
     console.print(f"platform: http://{host}:{port}/docs  (database {redact(settings.db_url)})")

@@ -21,7 +21,7 @@ import datetime as dt
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -173,6 +173,54 @@ class IssueOutcome:
 
 
 @dataclass(frozen=True)
+class HotListChange:
+    """One chip put on, or taken off, a province's hot list."""
+
+    version: int  # the list's version this change made
+    at: dt.datetime
+    chip_serial: str
+    card_number: str
+    reason: hot.HotListReason
+    removed: bool  # taken off (a recovered card), else listed
+
+
+@dataclass(frozen=True)
+class HotListStatus:
+    """A province's hot list as the card centre's page shows it: no signature, no key needed."""
+
+    province: str
+    version: int
+    changed_at: dt.datetime | None
+    listed: int  # chips on the list now
+    latest: list[HotListChange]  # newest first
+
+
+@dataclass(frozen=True)
+class Acting:
+    """A platform account acting in the card centre — a card administrator on the staff pages.
+
+    The platform authenticated the account (login, access token) and says who it is; the card
+    centre authorises it as one of its own operators: the account must be registered as an
+    operator under its username (``healthcard org add-operator``), active, of the account's own
+    institution — and then the operator's checks apply as they do to the CLI's ``--operator``
+    (the role may take the step, :data:`~healthcard.issuance.lifecycle.ALLOWED`; the operator's
+    card centre is of the card's or the application's province).  Deactivating the operator
+    stops the account's card-centre work at once, whatever its token says."""
+
+    id: str  # the account's username = the operator's id
+    role: str  # the platform role's value (``card-admin``)
+    institution_code: str | None
+
+
+#: who acts: an operator id of the card system, or a platform account
+OperatorRef = str | Acting
+
+
+def _name(operator: OperatorRef) -> str:
+    return operator.id if isinstance(operator, Acting) else operator
+
+
+@dataclass(frozen=True)
 class _Operator:
     id: str
     role: Role
@@ -230,7 +278,9 @@ class CardCentre:
         return self._centre
 
     # --- who is acting ----------------------------------------------------------------------
-    def _operator(self, uow: UnitOfWork, operator_id: str, action: Action) -> _Operator:
+    def _operator(self, uow: UnitOfWork, operator_id: OperatorRef, action: Action) -> _Operator:
+        if isinstance(operator_id, Acting):
+            return self._account(uow, operator_id, action)
         row = uow.reference.operator(operator_id)
         if row is None or not row.active:
             raise PermissionDenied(f"no active operator {operator_id!r}")
@@ -238,6 +288,24 @@ class CardCentre:
         institution = uow.reference.institution(row.institution_code)
         assert institution is not None  # a foreign key
         return _Operator(row.id, role, institution.area_code[:2])
+
+    def _account(self, uow: UnitOfWork, acting: Acting, action: Action) -> _Operator:
+        """A platform account checked as the card centre checks its operators (see :class:`Acting`):
+        it must be registered as an operator under its username, active, of the same institution."""
+        if acting.role == Role.RESIDENT:  # a holder acts through report_lost_by_holder, on their own card
+            raise PermissionDenied(f"{acting.id}: a resident reports their own card lost, nothing else")
+        row = uow.reference.operator(acting.id)
+        if row is None or not row.active:
+            raise PermissionDenied(
+                f"account {acting.id} is no active operator of the card centre "
+                f"(register it: healthcard org add-operator {acting.id} --role card-admin …)"
+            )
+        if row.institution_code != acting.institution_code:
+            raise PermissionDenied(
+                f"account {acting.id} belongs to {acting.institution_code or 'no institution'}, "
+                f"operator {acting.id} to {row.institution_code}: not the same card centre"
+            )
+        return self._operator(uow, row.id, action)
 
     @staticmethod
     def _same_province(op: _Operator, province: str, what: str) -> None:
@@ -249,7 +317,7 @@ class CardCentre:
     # --- applications -----------------------------------------------------------------------
     def submit(
         self,
-        operator_id: str,
+        operator_id: OperatorRef,
         application: Application | Mapping[str, object],
         *,
         collection_point: str | None = None,
@@ -376,15 +444,17 @@ class CardCentre:
                 "id_number", f"application {pending.number} for {app.card_number} is already {pending.status}"
             )
 
-    def approve(self, operator_id: str, number: str) -> ApplicationView:
+    def approve(self, operator_id: OperatorRef, number: str) -> ApplicationView:
         return self._decide(operator_id, number, Action.APPROVE, None)
 
-    def reject(self, operator_id: str, number: str, reason: str) -> ApplicationView:
+    def reject(self, operator_id: OperatorRef, number: str, reason: str) -> ApplicationView:
         if not reason.strip():
             raise InvalidValue("reason", "say why the application is rejected")
         return self._decide(operator_id, number, Action.REJECT, reason)
 
-    def _decide(self, operator_id: str, number: str, action: Action, reason: str | None) -> ApplicationView:
+    def _decide(
+        self, operator_id: OperatorRef, number: str, action: Action, reason: str | None
+    ) -> ApplicationView:
         with self.db.uow() as uow:
             op = self._operator(uow, operator_id, action)
             row = self._application(uow, number, lock=True)
@@ -412,13 +482,18 @@ class CardCentre:
             return ApplicationView.of(self._application(uow, number))
 
     def applications(
-        self, status: ApplicationStatus | None = None, limit: int = 100
+        self, status: ApplicationStatus | None = None, limit: int = 100, *, offset: int = 0
     ) -> list[ApplicationView]:
+        """The newest applications (of ``status``), a page of ``limit`` from ``offset``."""
+        if not 1 <= limit <= 1000:
+            raise InvalidValue("limit", f"{limit}: 1 to 1000")
+        if offset < 0:
+            raise InvalidValue("offset", f"{offset}: 0 or more")
         with self.db.uow() as uow:
-            return [ApplicationView.of(r) for r in uow.applications.listing(status, limit)]
+            return [ApplicationView.of(r) for r in uow.applications.listing(status, limit, offset)]
 
     # --- batches ------------------------------------------------------------------------------
-    def open_batch(self, operator_id: str, batch_id: str, source: str, rows: int) -> None:
+    def open_batch(self, operator_id: OperatorRef, batch_id: str, source: str, rows: int) -> None:
         """Register a batch file (once: a re-run finds it)."""
         with self.db.uow() as uow:
             op = self._operator(uow, operator_id, Action.ISSUE)
@@ -444,7 +519,7 @@ class CardCentre:
             }
 
     def submit_batch(
-        self, operator_id: str, batch_id: str, items: Sequence[tuple[int, Application]]
+        self, operator_id: OperatorRef, batch_id: str, items: Sequence[tuple[int, Application]]
     ) -> tuple[list[str], list[tuple[int, Application, InvalidValue]]]:
         """Take a chunk of a batch's rows as approved applications in one transaction; a row
         refused (a person holding a card already) is returned, the others go on."""
@@ -459,27 +534,42 @@ class CardCentre:
         return [row.number for _, row in rows], refused
 
     # --- personalisation ----------------------------------------------------------------------
-    def issue(self, operator_id: str, number: str, chips: ChipSource) -> CardView:
-        """Personalise a card for approved application ``number`` on a chip from ``chips``."""
-        outcome = self.issue_many(operator_id, [number], chips)
+    def issue(
+        self, operator_id: OperatorRef, number: str, chips: ChipSource, *, pin: str | None = None
+    ) -> CardView:
+        """Personalise a card for approved application ``number`` on a chip from ``chips``.
+        ``pin``: the cardholder PIN the resident chose (6 digits, DECISIONS.md §7), written into
+        the chip's key file and nowhere else — never stored, logged or put in an error."""
+        pins = {number: pin} if pin is not None else None
+        outcome = self.issue_many(operator_id, [number], chips, pins=pins)
         if outcome.failed:
             raise outcome.failed[number]
         return outcome.issued[0]
 
-    def issue_many(self, operator_id: str, numbers: Sequence[str], chips: ChipSource) -> IssueOutcome:
+    def issue_many(
+        self,
+        operator_id: OperatorRef,
+        numbers: Sequence[str],
+        chips: ChipSource,
+        *,
+        pins: Mapping[str, str] | None = None,
+    ) -> IssueOutcome:
         """Personalise cards for approved applications: one reserving transaction, the chips,
-        one finishing transaction (a batch's chunk)."""
+        one finishing transaction (a batch's chunk).  ``pins``: application number → the
+        cardholder PIN of its card (the others get none)."""
+        for pin in (pins or {}).values():
+            check_pin(pin)  # before anything is written
         outcome = IssueOutcome()
-        jobs = self._reserve(operator_id, numbers, chips)
+        jobs = self._reserve(operator_id, numbers, chips, pins or {})
         done: list[_Job] = []
         for job, error in zip(jobs, self._personalise(jobs, chips), strict=True):
             if error is not None:
                 outcome.failed[job.application_number] = error
-                self._void(job.card_id, operator_id, f"personalisation failed: {error}", listed=False)
+                self._void(job.card_id, _name(operator_id), f"personalisation failed: {error}", listed=False)
             else:
                 done.append(job)
         chips.sync()
-        self._finish(done, operator_id, outcome)
+        self._finish(done, _name(operator_id), outcome)
         return outcome
 
     def _personalise(self, jobs: Sequence[_Job], chips: ChipSource) -> list[HealthCardError | None]:
@@ -520,10 +610,21 @@ class CardCentre:
             errors.append(None)
         return errors
 
-    def issue_at_kiosk(self, operator_id: str, *, id_number: str, name: str, chips: ChipSource) -> CardView:
+    def issue_at_kiosk(
+        self,
+        operator_id: OperatorRef,
+        *,
+        id_number: str,
+        name: str,
+        chips: ChipSource,
+        pin: str | None = None,
+    ) -> CardView:
         """Self-service issuance at a hospital kiosk (医疗机构自助发卡): the resident's ID card is
         read by the kiosk (number and name), the approved application of that person is found,
-        the card is personalised in the kiosk's reader and handed over (ACTIVE) at once."""
+        the card is personalised in the kiosk's reader and handed over (ACTIVE) at once.
+        ``pin``: the cardholder PIN the resident chose at the kiosk (as :meth:`issue`)."""
+        if pin is not None:
+            check_pin(pin)
         with self.db.uow() as uow:
             op = self._operator(uow, operator_id, Action.ISSUE)
             pending = uow.applications.open_for(id_number.strip().upper())
@@ -540,10 +641,12 @@ class CardCentre:
                 raise InvalidValue("name", "the name on the ID card does not match the application")
             self._same_province(op, pending.province, f"application {pending.number}")
             number = pending.number
-        card = self.issue(operator_id, number, chips)
+        card = self.issue(operator_id, number, chips, pin=pin)
         return self.activate(operator_id, card.card_number)
 
-    def _reserve(self, operator_id: str, numbers: Sequence[str], chips: ChipSource) -> list[_Job]:
+    def _reserve(
+        self, operator_id: OperatorRef, numbers: Sequence[str], chips: ChipSource, pins: Mapping[str, str]
+    ) -> list[_Job]:
         """One transaction for a chunk: the applications locked and checked, issue serials taken
         as one block per issuer, a blank chip for each, the card rows PERSONALISING."""
         now = self.clock.now()
@@ -599,6 +702,7 @@ class CardCentre:
                     expiry=expiry,
                 )
                 contents.items["DDF1/EF05"]["issuer_certificate"] = certificates[row.province]
+                contents.pin = pins.get(row.number)
 
                 def transport_key(chip: bytes, issuing: KeySet = issuing) -> tuple[bytes, Algorithm]:
                     keys = derived[chip] = self.keys.card_keys(issuing, chip)
@@ -726,7 +830,7 @@ class CardCentre:
             uow.commit()
             return True
 
-    def resume(self, operator_id: str, chips: ChipSource) -> tuple[int, int]:
+    def resume(self, operator_id: OperatorRef, chips: ChipSource) -> tuple[int, int]:
         """Settle personalisations a crash left unfinished: a chip the source shows finished is
         ISSUED; one it shows never finished is SPOILED; one it cannot tell about is SPOILED and
         hot-listed, so it is refused should it be a working card after all.  Only abandoned rows
@@ -748,12 +852,14 @@ class CardCentre:
                     card = uow.cards.get(card_id, lock=True)
                     assert card is not None
                     if card.status == CardStatus.PERSONALISING:
-                        self._issued(uow, [card], operator_id, self.clock.now())
+                        self._issued(uow, [card], _name(operator_id), self.clock.now())
                         uow.commit()
                         completed += 1
             else:
                 why = "never finished (crash)" if finished is False else "unknown after a crash: hot-listed"
-                voided += self._void(card_id, operator_id, f"personalisation {why}", listed=finished is None)
+                voided += self._void(
+                    card_id, _name(operator_id), f"personalisation {why}", listed=finished is None
+                )
         return completed, voided
 
     def _abandoned(self, claimed_by: str | None, since: dt.datetime, now: dt.datetime) -> bool:
@@ -773,22 +879,26 @@ class CardCentre:
         return False
 
     # --- life cycle -----------------------------------------------------------------------------
-    def activate(self, operator_id: str, card_number: str) -> CardView:
+    def activate(self, operator_id: OperatorRef, card_number: str) -> CardView:
         """Hand the card over to the resident (领卡)."""
         return self._transition(operator_id, card_number, Action.ACTIVATE, "handed over")
 
-    def report_lost(self, operator_id: str, card_number: str, reason: str = "reported lost") -> CardView:
+    def report_lost(
+        self, operator_id: OperatorRef, card_number: str, reason: str = "reported lost"
+    ) -> CardView:
         return self._transition(operator_id, card_number, Action.REPORT_LOST, reason)
 
-    def recover(self, operator_id: str, card_number: str, reason: str = "found again") -> CardView:
+    def recover(self, operator_id: OperatorRef, card_number: str, reason: str = "found again") -> CardView:
         return self._transition(operator_id, card_number, Action.RECOVER, reason)
 
-    def cancel(self, operator_id: str, card_number: str, reason: str) -> CardView:
+    def cancel(self, operator_id: OperatorRef, card_number: str, reason: str) -> CardView:
         if not reason.strip():
             raise InvalidValue("reason", "say why the card is cancelled (e.g. death, emigration)")
         return self._transition(operator_id, card_number, Action.CANCEL, reason)
 
-    def _transition(self, operator_id: str, card_number: str, action: Action, reason: str) -> CardView:
+    def _transition(
+        self, operator_id: OperatorRef, card_number: str, action: Action, reason: str
+    ) -> CardView:
         now = self.clock.now()
         with self.db.uow() as uow:
             op = self._operator(uow, operator_id, action)
@@ -797,6 +907,39 @@ class CardCentre:
             self._move(uow, card, step(action, card.status, card_number), op.id, reason, now)
             uow.commit()
             return CardView.of(card)
+
+    def report_lost_by_holder(
+        self,
+        holder: str,
+        card_number: str,
+        *,
+        owners: Collection[str],
+        reason: str = "reported lost by the holder",
+        witness: Callable[[UnitOfWork, CardView], None] | None = None,
+    ) -> CardView:
+        """挂失 by the cardholder (the portal, the API): ``holder`` — the resident's login —
+        reports their own card lost.  ``owners``: the resident ids of the person (the platform's
+        survivor and the records merged into it); a card of anyone else is "not found", as is a
+        number without a card.  ``witness`` runs in the same transaction before the commit (the
+        platform's access check and audit entry): a refusal there writes nothing here either.
+        The chip goes on the province's hot list (its version moves) like any LOST card."""
+        require_role(Action.REPORT_LOST, Role.RESIDENT.value, holder)
+        reason = reason.strip()[:200] or "reported lost by the holder"
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            card = uow.cards.live(card_number, lock=True)
+            if card is None or card.resident_id not in owners:
+                latest = uow.cards.latest(card_number)
+                if latest is None or latest.resident_id not in owners:
+                    raise NotFound("card", card_number)
+                step(Action.REPORT_LOST, latest.status, card_number)  # raises: says what it is now
+                raise TransitionRefused(f"card {card_number} has no live chip")  # pragma: no cover
+            self._move(uow, card, step(Action.REPORT_LOST, card.status, card_number), holder, reason, now)
+            view = CardView.of(card)
+            if witness is not None:
+                witness(uow, view)
+            uow.commit()
+            return view
 
     @staticmethod
     def _live_card(uow: UnitOfWork, card_number: str, action: Action) -> t.Card:
@@ -812,7 +955,7 @@ class CardCentre:
         raise TransitionRefused(f"card {card_number} has no live chip")  # pragma: no cover
 
     def replace(
-        self, operator_id: str, card_number: str, chips: ChipSource, reason: str = "lost"
+        self, operator_id: OperatorRef, card_number: str, chips: ChipSource, reason: str = "lost"
     ) -> CardView:
         """补卡 / 换卡: a new chip carrying the same card number and the same on-card data (from
         what the platform holds for the resident), the old chip hot-listed."""
@@ -862,7 +1005,7 @@ class CardCentre:
         base = Application.from_json(application.data)
         return base if self.card_data is None else self.card_data(uow, card.resident_id, base)
 
-    def expire_due(self, operator_id: str) -> int:
+    def expire_due(self, operator_id: OperatorRef) -> int:
         """Mark every ISSUED / ACTIVE card past its validity date EXPIRED; how many."""
         today = local_date(self.clock)
         count = 0
@@ -957,6 +1100,31 @@ class CardCentre:
                 )
         return hot.sign_hotlist(unsigned, lambda message: self.keys.sign_as_issuer(province, message))
 
+    def hotlist_status(self, province: str, *, latest: int = 10) -> HotListStatus:
+        """Province ``province``'s hot list for people: its version, when it last changed, how
+        many chips are on it, and the ``latest`` changes (listed or taken off), newest first."""
+        if len(province) != 2 or not province.isdigit():
+            raise InvalidValue("province", f"{province!r}: the 2-digit province code")
+        with self.db.uow() as uow:
+            version, changed_at = uow.hotlist.state(province)
+            changes = [
+                HotListChange(
+                    (e.removed_version or 0) if removed else e.listed_version,
+                    (e.removed_at or e.listed_at) if removed else e.listed_at,
+                    e.chip_serial,
+                    e.card_number,
+                    hot.HotListReason(e.reason),
+                    removed,
+                )
+                for e, removed in uow.hotlist.latest_changes(province, latest)
+            ]
+            return HotListStatus(province, version, changed_at, uow.hotlist.count_listed(province), changes)
+
+    def hotlist_provinces(self) -> list[str]:
+        """The provinces that have a hot list (a version row)."""
+        with self.db.uow() as uow:
+            return list(uow.hotlist.provinces())
+
     # --- queries ------------------------------------------------------------------------------------
     def card(self, card_number: str) -> CardHistory:
         with self.db.uow() as uow:
@@ -1020,6 +1188,12 @@ def _entry(row: t.HotListEntry) -> hot.HotListEntry:
     )
 
 
+def check_pin(pin: object) -> None:
+    """A cardholder PIN is 6 digits (DECISIONS.md §7); the error never repeats what was given."""
+    if not isinstance(pin, str) or len(pin) != 6 or not pin.isascii() or not pin.isdigit():
+        raise InvalidValue("pin", "the PIN is 6 digits")
+
+
 def _years_after(day: dt.date, years: int) -> dt.date:
     try:
         return day.replace(year=day.year + years)
@@ -1033,11 +1207,15 @@ def local_time(at: dt.datetime) -> str:
 
 
 __all__ = [
+    "Acting",
     "ApplicationView",
     "CardCentre",
     "CardEventView",
     "CardHistory",
     "CardView",
+    "HotListChange",
+    "HotListStatus",
     "IssueOutcome",
+    "OperatorRef",
     "local_time",
 ]

@@ -8,8 +8,9 @@ A request for a resident's data is three facts and a table:
   from the database *now*: the resident themselves, a presence grant (the card was authenticated
   at a terminal of the actor's institution, 24 h), care (an open encounter there — appointments
   plug in through ``Access(care=…)``), break-glass (an emergency, granted to one account with a
-  reason, 4 h, the resident is notified), the public-health area, or merely "staff of some
-  institution".
+  reason, 4 h, the resident is notified), the public-health area, a household proxy link (a
+  guardian resident and a minor dependant: :mod:`healthcard.platform.household`), or merely
+  "staff of some institution".
 
 :data:`POLICY` is the table: for each (role, category, action) the relationships that allow it,
 each row with the reason it exists (:data:`REASONS`).  :func:`decide` reads it and nothing else;
@@ -119,6 +120,7 @@ class Relationship(StrEnum):
     """How the actor stands to this resident now; declared strongest first."""
 
     SELF = "self"  # the actor is the resident (one of the person's linked ids)
+    PROXY = "proxy"  # a resident with a live household link to this minor (household.py)
     BREAK_GLASS = "break-glass"  # an unexpired break-glass grant to this very account
     PRESENCE = "presence"  # the card (or QR) was authenticated at the actor's institution
     CARE = "care"  # an open encounter at the actor's institution (appointments: Access(care=…))
@@ -149,6 +151,8 @@ class Decision:
 R = Relationship
 #: the resident themselves only
 _SELF = frozenset({R.SELF})
+#: the resident themselves, or their guardian through a live household link
+_SELF_OR_GUARDIAN = frozenset({R.SELF, R.PROXY})
 #: a clinician's ties to a patient: the card present, in care here, or break-glass
 _CLINICAL = frozenset({R.PRESENCE, R.CARE, R.BREAK_GLASS})
 #: a desk's ties: the card present or the patient in care here (desks cannot break the glass)
@@ -184,7 +188,21 @@ class Rule:
 #: log is written by the platform itself (healthcard.platform.audit), never through an endpoint.
 RULES: tuple[Rule, ...] = (
     # --- 持卡人 ---------------------------------------------------------------------------------
-    Rule(Role.RESIDENT, _ALL, _R, _SELF, "a resident sees all of their own record, and who looked at it"),
+    Rule(
+        Role.RESIDENT,
+        tuple(c for c in _ALL if c not in (C.DEMOGRAPHICS, C.IMMUNIZATION)),
+        _R,
+        _SELF,
+        "a resident sees all of their own record, and who looked at it",
+    ),
+    Rule(
+        Role.RESIDENT,
+        (C.DEMOGRAPHICS, C.IMMUNIZATION),
+        _R,
+        _SELF_OR_GUARDIAN,
+        "a resident sees their own; a parent or guardian with a live household link sees a "
+        "minor dependant's vaccinations, and the name and age to show them — nothing else",
+    ),
     Rule(
         Role.RESIDENT,
         (C.DEMOGRAPHICS, C.CARD),
@@ -490,6 +508,25 @@ _IN_AREA = (
     .limit(1)
 )
 _HIDDEN = select(_h.category).where(_h.resident_id.in_(_IDS))
+_LINKS = t.HouseholdLink.metadata.tables[t.HouseholdLink.__tablename__]
+_l = _LINKS.c
+#: a live household link from the guardian to the person, who is still a minor (the link's end
+#: is the 18th birthday at the latest; the birth date is read again in case it was corrected)
+_PROXY = (
+    select(_l.id)
+    .join_from(
+        _LINKS, t.Resident.metadata.tables[t.Resident.__tablename__], _r.resident_id == _l.dependant_id
+    )
+    .where(
+        _l.guardian_id == bindparam("guardian"),
+        _l.dependant_id.in_(_IDS),
+        _l.revoked_at.is_(None),
+        _l.valid_from <= bindparam("today", type_=_l.valid_from.type),
+        _l.valid_until > bindparam("today", type_=_l.valid_until.type),
+        _r.birth_date > bindparam("adult_born", type_=_r.birth_date.type),
+    )
+    .limit(1)
+)
 #: a re-swipe: the newest unexpired card / QR grant at the institution, extended (never shortened)
 _NEWEST_GRANT = (
     select(_g.id)
@@ -528,6 +565,28 @@ _NEW_GRANT = (
     )
     .returning(_g.id)
 )
+
+
+#: a dependant comes of age at 18 (民法典 art. 17) and is no longer anyone's dependant
+ADULT_YEARS = 18
+
+
+def adults_born_by(today: dt.date) -> dt.date:
+    """The latest birth date of someone who is an adult on ``today``: 18 years before (29
+    February → 28 February), so that :func:`coming_of_age` and this agree on every day."""
+    try:
+        return today.replace(year=today.year - ADULT_YEARS)
+    except ValueError:  # today is 29 February, 18 years ago was no leap year
+        return dt.date(today.year - ADULT_YEARS, 2, 28)
+
+
+def coming_of_age(birth: dt.date) -> dt.date:
+    """The 18th birthday: the first day ``birth``'s child is an adult (born on 29 February: on
+    1 March of a year without one)."""
+    try:
+        return birth.replace(year=birth.year + ADULT_YEARS)
+    except ValueError:
+        return dt.date(birth.year + ADULT_YEARS, 3, 1)
 
 
 def _autoflush(uow: UnitOfWork) -> None:
@@ -579,6 +638,8 @@ class Access:
         held: set[Relationship] = set()
         if R.SELF in wanted and actor.resident_id is not None and actor.resident_id in ids:
             held.add(R.SELF)
+        if R.PROXY in wanted and R.SELF not in held and self._guardian(uow, actor, ids, now):
+            held.add(R.PROXY)
         if wanted & {R.BREAK_GLASS, R.PRESENCE}:
             held |= self._grants(uow, actor, ids, now) & wanted
         if R.CARE in wanted and actor.institution_code and self._in_care(uow, actor, ids, now):
@@ -595,6 +656,19 @@ class Access:
         if R.NONE in wanted:
             held.add(R.NONE)
         return held
+
+    def _guardian(self, uow: UnitOfWork, actor: Actor, ids: Sequence[str], now: dt.datetime) -> bool:
+        """A resident with a live household link to the person, who is still a minor today."""
+        if actor.role is not Role.RESIDENT or not actor.resident_id:
+            return False
+        today = now.astimezone(SHANGHAI).date()
+        params = {
+            "guardian": actor.resident_id,
+            "ids": ids,
+            "today": today,
+            "adult_born": adults_born_by(today),
+        }
+        return uow.session.execute(_PROXY, params).first() is not None
 
     def _grants(
         self, uow: UnitOfWork, actor: Actor, ids: Sequence[str], now: dt.datetime
@@ -868,6 +942,7 @@ class Access:
 
 
 __all__ = [
+    "ADULT_YEARS",
     "POLICY",
     "REASONS",
     "RULES",
@@ -885,6 +960,8 @@ __all__ = [
     "Role",
     "Rule",
     "Sensitivity",
+    "adults_born_by",
+    "coming_of_age",
     "decide",
     "strongest",
 ]

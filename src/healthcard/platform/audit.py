@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from healthcard.clock import Clock
 from healthcard.errors import InvalidValue
 from healthcard.keys import sm3
-from healthcard.platform.access import Actor, Role
+from healthcard.platform.access import Actor, Relationship, Role
 from healthcard.storage.tables import AuditEntry, AuditHead
 from healthcard.storage.uow import UnitOfWork
 
@@ -407,7 +407,8 @@ class Audit:
     ) -> list[AuditView]:
         """ "Who looked at my record": the entries about the person (all linked ids), newest
         first; by default without the resident's own accesses (an allowed entry by a resident
-        account is always their own: the policy lets residents reach nothing else)."""
+        account is their own — except a guardian's read through a household link, whose reason
+        begins ``proxy``: the policy lets residents reach nothing else, and that one is shown)."""
         if not 1 <= limit <= 1000:
             raise InvalidValue("limit", "1 to 1000")
         ids = [i for i in resident_ids if i]
@@ -416,7 +417,13 @@ class Audit:
         query = select(*_COLUMNS, AuditEntry.hash).where(AuditEntry.resident_id.in_(ids))
         if not include_self:
             query = query.where(
-                not_(and_(AuditEntry.role == Role.RESIDENT.value, AuditEntry.outcome == "allowed"))
+                not_(
+                    and_(
+                        AuditEntry.role == Role.RESIDENT.value,
+                        AuditEntry.outcome == "allowed",
+                        not_(AuditEntry.why.startswith(Relationship.PROXY.value)),
+                    )
+                )
             )
         query = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
         return [_view(row) for row in uow.session.execute(query)]

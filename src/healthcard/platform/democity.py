@@ -61,12 +61,13 @@ from healthcard.issuance.cardcentre import CardCentre
 from healthcard.issuance.chips import Chip, SimulatedChip, SimulatedChips
 from healthcard.issuance.identity import area
 from healthcard.issuance.keycentre import KeyCentre, SamRequest, terminal_number
-from healthcard.issuance.organisation import PROVINCE_CENTRES, Organisation
+from healthcard.issuance.organisation import PROVINCE_CENTRES, OperatorSpec, Organisation
 from healthcard.keys.kek import DEFAULT_MODULE, Kek, open_kek
 from healthcard.keys.keystore import KeyStore
 from healthcard.platform import records as rec
 from healthcard.platform.access import Role
 from healthcard.platform.appointments import seed_demo as seed_appointments
+from healthcard.platform.household import Households
 from healthcard.platform.immunization import GRACE_DAYS, add_months, schedule
 from healthcard.platform.node import Node
 from healthcard.platform.settlement.bank import DEMO_BANK, SimulatedBank
@@ -88,6 +89,8 @@ CHUNK = 200
 ADMIN_OPERATOR = "demo-admin-41"  # Organisation.ensure_demo(): the Henan card centre's administrator
 CLERK_OPERATOR = "demo-clerk-41"
 SAM_PIN = "123456"
+#: the cardholder PIN of the demo kiosk card (a demo: printed with the logins)
+KIOSK_PIN = "888888"
 #: Zhengzhou's counties today, and the codes of before the 1983 reform (older residents' ID numbers)
 ZHENGZHOU_AREAS: tuple[str, ...] = tuple(
     a for a in seeding.DEFAULT_AREAS if a.startswith("4101") or a in {"412425", "412426", "412428", "412429"}
@@ -177,12 +180,32 @@ class DemoTerminal:
 
 
 @dataclass(frozen=True)
+class DemoKiosk:
+    """The demo hospital's self-service kiosk (自助机): its SAM (a terminal of kind ``kiosk``, and
+    the card centre's operator of role ``kiosk`` under the same id), a resident's card issued
+    **with** a cardholder PIN for its card slot, and an approved application to issue there."""
+
+    terminal_id: str
+    institution_code: str
+    institution_name: str
+    sam_image: Path
+    card_image: Path  # the kiosk resident's card (PIN :data:`KIOSK_PIN`)
+    card_number: str
+    name: str
+    pin: str
+    applicant_id_number: str  # self-service issuance: the ID number and name to type at /kiosk/issue
+    applicant_name: str
+    applicant_status: str  # APPROVED until the card is issued at the kiosk (then ISSUED)
+
+
+@dataclass(frozen=True)
 class Logins:
     password: str
     rows: tuple[Login, ...]
     terminals: tuple[DemoTerminal, ...] = ()
     residents: int = 0  # residents the platform holds
     folder: Path | None = None  # the demo city's files
+    kiosk: DemoKiosk | None = None
 
     def resident(self) -> Login | None:
         """The adult resident with a record (the example of :func:`print_logins`)."""
@@ -247,6 +270,9 @@ def _write_trust(settings: Settings, centre: KeyCentre) -> None:
 def _organisation(db: Database) -> None:
     org = Organisation(db)
     org.ensure_demo()
+    for staff in STAFF:  # the card centre authorises its administrators' accounts as its operators
+        if staff.role == Role.CARD_ADMIN and staff.institution and not org.has_operator(staff.username):
+            org.add_operator(OperatorSpec(staff.username, staff.name, staff.role.value, staff.institution))
     for inst in INSTITUTIONS:
         if inst.code == _EXISTING:
             continue
@@ -783,6 +809,130 @@ def _terminals(app: _City, centre: Callable[[], KeyCentre], folder: Path, sealer
         uow.commit()
 
 
+# --- the self-service kiosk ------------------------------------------------------------------
+_KIOSK_NAME = "中原区人民医院自助机"
+
+
+def _kiosk_people(app: _City, seed: int) -> Iterator[Application]:
+    """Adults of Zhengzhou (25–59) who have neither a card nor an application yet, in the order
+    of the seed: the kiosk resident first, then the applicant."""
+    today = local_date(app.clock)
+    stream = seeding.generate_applications(
+        500, rng=random.Random(f"{seed}/kiosk"), today=today, areas=ZHENGZHOU_AREAS
+    )
+    for person in stream:
+        if not 25 * 12 <= _months(person.birth_date, today) < 60 * 12:
+            continue
+        with app.db.uow() as uow:
+            taken = uow.session.scalar(
+                select(func.count())
+                .select_from(t.Application)
+                .where(t.Application.card_number == person.card_number)
+            )
+        if not taken:
+            yield person
+
+
+def _kiosk(app: _City, centre: Callable[[], KeyCentre], folder: Path, sealer: image.Sealer, seed: int) -> bool:
+    """The demo hospital's self-service kiosk, once (``<data>/democity/kiosk/kiosk.json`` marks
+    it done; returns whether it was made now):
+
+    * a SAM registered as a terminal of kind ``kiosk`` at 郑州市中原区人民医院, and the card
+      centre's operator of role ``kiosk`` under the terminal's id (self-service issuance);
+    * a resident whose card the card centre issued **with** the cardholder PIN
+      :data:`KIOSK_PIN`, with a record, insured — the card image for the kiosk's slot;
+    * an approved application of another resident, for self-service issuance at ``/kiosk/issue``.
+
+    An interrupted run leaves at most a resident the next run does not use (it takes the next)."""
+    mark = folder / "kiosk" / "kiosk.json"
+    if mark.exists():
+        return False
+    (folder / "kiosk").mkdir(parents=True, exist_ok=True)
+    path = folder / "terminals" / f"{_EXISTING}-kiosk.sam"
+    if path.exists():
+        sam = image.load(path, sealer)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        request = SamRequest(bytes.fromhex("53414D00000004B1"), terminal_number("410100000901"), pin=SAM_PIN)
+        sam = centre().sam(request)
+        image.save(sam, path, sealer)
+    with app.db.uow() as uow:
+        terminal = app.node.terminals.register(
+            uow, certificate=sam_certificate(sam), institution_code=_EXISTING, kind="kiosk"
+        )
+        uow.commit()
+    org = Organisation(app.db)
+    if not org.has_operator(terminal.id):  # the card centre lets the kiosk issue and hand over
+        org.add_operator(OperatorSpec(terminal.id, _KIOSK_NAME, "kiosk", _EXISTING))
+    people = _kiosk_people(app, seed)
+    holder, applicant = next(people), next(people)
+    cards = app.cards
+    submitted = cards.submit(CLERK_OPERATOR, holder, collection_point="410102-01")
+    cards.approve(ADMIN_OPERATOR, submitted.number)
+    chips = SimulatedChips()
+    card = cards.issue(ADMIN_OPERATOR, submitted.number, chips, pin=KIOSK_PIN)
+    cards.activate(CLERK_OPERATOR, card.card_number)
+    person = _Person(
+        4, card.resident_id, card.card_number, holder, local_date(app.clock), random.Random(f"{seed}/kiosk-records")
+    )
+    with app.db.uow() as uow:
+        app.node.records.import_encounters(
+            uow, [(person.resident_id, v) for v in _write_person(app.node, uow, person)]
+        )
+        app.node.settlement.service.enrol_many(
+            uow, [card.resident_id], pool=NCMS_POOL, year=NCMS_YEAR, premium_fen=NCMS_PREMIUM, actor=BY
+        )
+        uow.commit()
+    image.save(
+        chips.delivered[bytes.fromhex(card.chip_serial)], folder / "kiosk" / f"{card.card_number}.card", sealer
+    )
+    waiting = cards.submit(CLERK_OPERATOR, applicant, collection_point="410102-01")
+    cards.approve(ADMIN_OPERATOR, waiting.number)
+    text = json.dumps(
+        {
+            "terminal_id": terminal.id,
+            "card_number": card.card_number,
+            "name": holder.name,
+            "applicant_id_number": applicant.card_number,
+            "applicant_name": applicant.name,
+        },
+        ensure_ascii=False,
+        indent=1,
+    )
+    tmp = mark.with_name(f".{mark.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, mark)
+    return True
+
+
+def _kiosk_login(uow: UnitOfWork, folder: Path, names: dict[str, str]) -> DemoKiosk | None:
+    """The kiosk :func:`_kiosk` made (None before it is made)."""
+    mark = folder / "kiosk" / "kiosk.json"
+    if not mark.exists():
+        return None
+    made = json.loads(mark.read_text(encoding="utf-8"))
+    applicant = made["applicant_id_number"]
+    status = uow.session.scalar(
+        select(t.Application.status)
+        .where(t.Application.card_number == applicant)
+        .order_by(t.Application.submitted_at.desc())
+        .limit(1)
+    )
+    return DemoKiosk(
+        made["terminal_id"],
+        _EXISTING,
+        names.get(_EXISTING, ""),
+        folder / "terminals" / f"{_EXISTING}-kiosk.sam",
+        folder / "kiosk" / f"{made['card_number']}.card",
+        made["card_number"],
+        made["name"],
+        KIOSK_PIN,
+        applicant,
+        made["applicant_name"],
+        str(status or "none"),
+    )
+
+
 # --- health accounts -------------------------------------------------------------------------
 #: what the demo bank's customers paid in when they opened their health accounts (fen)
 _OPENING_FEN = (20_000, 30_000, 50_000, 100_000)
@@ -931,7 +1081,7 @@ def _logins(db: Database, clock: Clock, folder: Path) -> Logins:
                 what = f"GET {_R}/vaccination-plan (overdue doses)"
             elif months < 68 * 12:
                 kind, who = "adult", f"{name} · {months // 12} years"
-                what = f"GET {_R}/summary · {_R}/encounters · {_R}/access-log"
+                what = f"GET {_R}/summary · {_R}/encounters · {_R}/access-log · {_R}/dependants"
             else:
                 kind, who = "elder", f"{name} · {months // 12} years"
                 what = f"GET {_R}/immunizations · /fhir/Patient/{{rid}}"
@@ -948,12 +1098,51 @@ def _logins(db: Database, clock: Clock, folder: Path) -> Logins:
             )
             for row in uow.session.scalars(
                 select(t.Terminal)
-                .where(t.Terminal.institution_code.in_([i.code for i in INSTITUTIONS]))
+                .where(
+                    t.Terminal.institution_code.in_([i.code for i in INSTITUTIONS]),
+                    t.Terminal.kind != "kiosk",
+                )
                 .order_by(t.Terminal.institution_code)
             )
         ]
         count = int(uow.session.scalar(select(func.count()).select_from(t.Resident)) or 0)
-    return Logins(PASSWORD, tuple(rows), tuple(terminals), count, folder)
+        kiosk = _kiosk_login(uow, folder, names)
+    return Logins(PASSWORD, tuple(rows), tuple(terminals), count, folder, kiosk)
+
+
+def _household(db: Database, clock: Clock, logins: Logins) -> bool:
+    """The demo adult is the demo child's parent: a household proxy link (established by the
+    card centre on the 户口簿), so the adult's portal shows the child's due and overdue doses.
+    Once: a live link of the pair is kept; returns whether one was made."""
+    child = next((r for r in logins.rows if r.kind == "child"), None)
+    adult = logins.resident()
+    if child is None or adult is None or child.resident_id is None or adult.resident_id is None:
+        return False
+    admin = next(s for s in STAFF if s.role == Role.CARD_ADMIN)
+    h = t.HouseholdLink
+    with db.uow() as uow:
+        standing = uow.session.scalar(
+            select(h.id).where(
+                h.guardian_id == adult.resident_id,
+                h.dependant_id == child.resident_id,
+                h.revoked_at.is_(None),
+            )
+        )
+        resident = uow.session.get(t.Resident, child.resident_id)
+        if standing is not None or resident is None:
+            return False
+        Households(clock).establish(
+            uow,
+            guardian_id=adult.resident_id,
+            dependant_id=child.resident_id,
+            relation="parent",
+            evidence_kind="hukou",
+            evidence=f"{resident.area_code or '410102'}{resident.id_number[-6:]}",  # 户号
+            by=admin.username,
+            institution_code=admin.institution,
+        )
+        uow.commit()
+        return True
 
 
 # --- the two entry points --------------------------------------------------------------------
@@ -981,11 +1170,21 @@ def ensure(
             complete = _complete(uow)
     finally:
         db.dispose()
+    sealer = image.Sealer(os.environ.get("HEALTHCARD_IMAGE_PASSPHRASE") or image.DEMO_PASSPHRASE)
+    if complete and not (folder / "kiosk" / "kiosk.json").exists():  # a city seeded before the kiosk
+        centre = _key_centre(settings, kek or _default_kek(settings), clock)
+        city = _City.wire(settings, clock, centre)
+        try:
+            _kiosk(city, lambda: centre, folder, sealer, seed)
+        finally:
+            city.db.dispose()
     if complete:
         db = Database(settings.db_url)
         try:
             _schedules(db, clock)  # the days move on: open the sessions of today's window
-            return _logins(db, clock, folder)
+            logins = _logins(db, clock, folder)
+            _household(db, clock, logins)  # a city seeded before household links gets its link
+            return logins
         finally:
             db.dispose()
 
@@ -1015,7 +1214,6 @@ def ensure(
         tray = _Tray(wanted)
         report = run_batch(app.cards, ADMIN_OPERATOR, source, tray, errors=source.with_suffix(".errors.csv"))
         say(f"cards issued: {report.issued} (earlier: {report.already}, refused: {report.refused})")
-        sealer = image.Sealer(os.environ.get("HEALTHCARD_IMAGE_PASSPHRASE") or image.DEMO_PASSPHRASE)
         (folder / "cards").mkdir(exist_ok=True)
         for card_number, state in tray.cards.items():
             image.save(state, folder / "cards" / f"{card_number}.card", sealer)
@@ -1027,10 +1225,15 @@ def ensure(
         opened = _health_accounts(app, batch_id, folder, seed)
         say(f"health accounts opened and topped up at {DEMO_BANK}: {opened}")
         say(f"insured in the NCMS pool {NCMS_POOL} for {NCMS_YEAR}: {_enrol(app)}")
+        if _kiosk(app, lambda: centre, folder, sealer, seed):
+            say(f"self-service kiosk: a terminal, a card with PIN {KIOSK_PIN}, an approved application")
         _accounts(app, batch_id)
         say("accounts made")
         say(f"appointments: {_schedules(app.db, clock)} clinic sessions opened (today and the window)")
-        return _logins(app.db, clock, folder)
+        logins = _logins(app.db, clock, folder)
+        if _household(app.db, clock, logins):
+            say("household link: the demo adult sees the demo child's vaccinations on the portal")
+        return logins
     finally:
         app.db.dispose()
 
@@ -1071,6 +1274,17 @@ def print_logins(console: Console, logins: Logins, base_url: str) -> None:
                 f"{term.institution_name} {term.institution_code}", term.terminal_id, str(term.sam_image)
             )
         console.print(terminals)
+    kiosk = logins.kiosk
+    if kiosk is not None:
+        console.print(
+            f"自助机 self-service kiosk at {kiosk.institution_name} (terminal {kiosk.terminal_id}, "
+            f"SAM {kiosk.sam_image}):\n"
+            f"  log in with the card of {kiosk.name} {kiosk.card_number} ({kiosk.card_image}), "
+            f"PIN {kiosk.pin}\n"
+            f"  issue a card at {base_url}/kiosk/issue: ID number {kiosk.applicant_id_number}, "
+            f"name {kiosk.applicant_name} (application {kiosk.applicant_status})",
+            highlight=False,
+        )
     console.print(f"OpenAPI: {base_url}/docs   FHIR: {base_url}/fhir/Patient/<resident id>", highlight=False)
     console.print(
         f"居民健康网 resident portal: {base_url}/portal — log in with a resident's username (the ID number) "
@@ -1091,4 +1305,15 @@ def print_logins(console: Console, logins: Logins, base_url: str) -> None:
         )
 
 
-__all__ = ["INSTITUTIONS", "PASSWORD", "STAFF", "DemoTerminal", "Login", "Logins", "ensure", "print_logins"]
+__all__ = [
+    "INSTITUTIONS",
+    "KIOSK_PIN",
+    "PASSWORD",
+    "STAFF",
+    "DemoKiosk",
+    "DemoTerminal",
+    "Login",
+    "Logins",
+    "ensure",
+    "print_logins",
+]

@@ -46,6 +46,7 @@ from healthcard.platform.access import (
 from healthcard.platform.accounts import Accounts
 from healthcard.platform.appointments import AppointmentUseCases, booked_here_today
 from healthcard.platform.audit import Audit, AuditView, VerifyReport
+from healthcard.platform.household import HouseholdDesk
 from healthcard.platform.immunization import CoverageRow, DoseStatus, DoseView, DueEntry, Immunizations
 from healthcard.platform.mpi import CandidateView, IdentifierView, IdSystem, MergeView, Mpi, PersonView
 from healthcard.platform.settlement.desk import SettlementDesk
@@ -75,7 +76,7 @@ class Swipe:
     card_number: str
     card_use_id: int
     grant: GrantInfo
-    summary: rec.SummaryView
+    summary: rec.SummaryView | None  # None: the caller's role reads no summary (a QR at the cashier)
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,9 @@ class Node:
             db, clock, access=self.access, audit=self.audit, mpi=self.mpi
         )
         self.settlement = SettlementDesk(db, clock, access=self.access, audit=self.audit, mpi=self.mpi)
+        self.households = HouseholdDesk(
+            db, clock, access=self.access, audit=self.audit, mpi=self.mpi, immunizations=self.immunizations
+        )
 
     # --- the person ----------------------------------------------------------------------------
     def _ids(self, uow: UnitOfWork, resident_id: str) -> list[str]:
@@ -389,6 +393,75 @@ class Node:
             uow.commit()
             return Swipe(
                 ids[0], card_number, use_id, GrantInfo(actor.institution_code, grant.expires_at), summary
+            )
+
+    def present_qr(self, actor: Actor, *, card_number: str, stage: str = "consultation") -> Swipe:
+        """The resident showed their electronic health card (the dynamic QR code, already
+        verified by the scanning page: :func:`healthcard.web.ehealth.verify`) to ``actor``, a
+        staff member of an institution: the card use (terminal kind ``ehc-qr``, the current chip
+        of the card), a presence grant of reason ``qr`` for the institution — the same tie a
+        swipe gives — and the audit entry, carried by the QR.  A lost or cancelled card opens
+        nothing (its code is refused as its chip would be)."""
+        if actor.role not in (Role.CLINICIAN, Role.REGISTRATION, Role.CASHIER) or not actor.institution_code:
+            raise PermissionDenied("a clinic's staff scan the electronic health card")
+        if stage not in STAGES:
+            raise InvalidValue("stage", f"{stage!r}: one of {', '.join(STAGES)}")
+        c = t.Card
+        with self.db.uow() as uow:
+            rows = uow.session.execute(
+                select(c.resident_id, c.card_number, c.chip_serial, c.status)
+                .where(c.card_number == card_number)
+                .order_by(c.id.desc())
+            ).all()
+            live = [r for r in rows if r.status in USABLE_CARD]
+            if not live:
+                if rows:  # the newest chip says why: lost, cancelled, expired
+                    _usable(rows[0], card_number, rows[0].chip_serial, live=True)
+                raise NotFound("card", card_number)
+            card = live[0]
+            ids = self._ids(uow, card.resident_id)
+            now = self.clock.now()
+            use = t.CardUse(
+                resident_id=ids[0],
+                card_number=card_number,
+                chip_serial=card.chip_serial,
+                institution_code=actor.institution_code,
+                terminal_id=actor.id[:40],
+                terminal_kind="ehc-qr",
+                stage=stage,
+                at=now,
+            )
+            uow.session.add(use)
+            uow.flush()
+            grant = self.access.grant_presence(
+                uow,
+                resident_id=ids[0],
+                institution_code=actor.institution_code,
+                card_use_id=use.id,
+                reason="qr",
+            )
+            scanner = replace(actor, carrier=Carrier.QR)
+            self.audit.record(
+                uow,
+                scanner,
+                action="read",
+                what="presence",
+                why=f"e-health card QR {stage}",
+                resident_id=ids[0],
+            )
+            summary = None
+            if actor.role == Role.CLINICIAN:
+                decision = self.access.check(
+                    uow, scanner, ids, Category.SUMMARY, what="summary", why=f"QR {stage}"
+                )
+                summary = self.records.summary(uow, ids, hidden=decision.hidden)
+            uow.commit()
+            return Swipe(
+                ids[0],
+                card_number,
+                use.id,
+                GrantInfo(actor.institution_code, grant.expires_at),
+                summary,
             )
 
     # --- reading the record --------------------------------------------------------------------

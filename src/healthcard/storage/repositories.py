@@ -139,11 +139,11 @@ class ApplicationRepository(_Repository):
         )
         return list(self.session.scalars(query))
 
-    def listing(self, status: str | None = None, limit: int = 100) -> list[Application]:
+    def listing(self, status: str | None = None, limit: int = 100, offset: int = 0) -> list[Application]:
         query = select(Application).order_by(Application.submitted_at.desc(), Application.number.desc())
         if status:
             query = query.where(Application.status == status)
-        return list(self.session.scalars(query.limit(limit)))
+        return list(self.session.scalars(query.limit(limit).offset(offset)))
 
     def add(self, application: Application) -> None:
         self.session.add(application)
@@ -294,3 +294,29 @@ class HotListRepository(_Repository):
 
     def provinces(self) -> Sequence[str]:
         return list(self.session.scalars(select(HotListVersion.province).order_by(HotListVersion.province)))
+
+    def state(self, province: str) -> tuple[int, dt.datetime | None]:
+        """(version, when it last changed) of ``province``'s list; (0, None) before its first."""
+        row = self.session.get(HotListVersion, province)
+        return (row.version, row.changed_at) if row else (0, None)
+
+    def count_listed(self, province: str) -> int:
+        query = select(func.count()).where(
+            HotListEntry.province == province, HotListEntry.removed_version.is_(None)
+        )
+        return int(self.session.scalar(query) or 0)
+
+    def latest_changes(self, province: str, limit: int) -> list[tuple[HotListEntry, bool]]:
+        """The ``limit`` newest changes of the list, newest first: (entry, taken off?) — a chip
+        listed and later taken off is two changes.  Two index range scans, merged here."""
+        listed = select(HotListEntry).where(HotListEntry.province == province)
+        removed = listed.where(HotListEntry.removed_version.is_not(None))
+        changes = [
+            (e, False, e.listed_version)
+            for e in self.session.scalars(listed.order_by(HotListEntry.listed_version.desc()).limit(limit))
+        ] + [
+            (e, True, e.removed_version or 0)
+            for e in self.session.scalars(removed.order_by(HotListEntry.removed_version.desc()).limit(limit))
+        ]
+        changes.sort(key=lambda c: (c[2], c[1]), reverse=True)
+        return [(e, gone) for e, gone, _ in changes[:limit]]

@@ -616,6 +616,47 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+# ==== household proxy links (healthcard.platform.household) ========================================
+#: a household link still standing (not revoked): one per (guardian, dependant)
+LIVE_LINK = "revoked_at IS NULL"
+
+
+class HouseholdLink(Base):
+    """家庭代理: ``guardian_id`` (a parent or other guardian) sees the vaccinations of
+    ``dependant_id`` (a minor) on the portal, from ``valid_from`` until the day before
+    ``valid_until`` (by default the dependant's 18th birthday), unless revoked.  Established by
+    card-centre or registration staff on ``evidence`` (户口簿 / 出生医学证明 number).  The database
+    keeps one unrevoked link per (guardian, dependant)."""
+
+    __tablename__ = "household_links"
+    __table_args__ = (
+        Index(
+            "uq_household_links_live_pair",
+            "guardian_id",
+            "dependant_id",
+            unique=True,
+            sqlite_where=text(LIVE_LINK),
+            postgresql_where=text(LIVE_LINK),
+        ),
+        CheckConstraint("guardian_id <> dependant_id", name="not_self"),
+        CheckConstraint("valid_until > valid_from", name="valid_period"),
+    )
+    id: Mapped[int] = _big_id()
+    guardian_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"), index=True)
+    dependant_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"), index=True)
+    relation: Mapped[str] = mapped_column(String(10))  # parent | guardian (household.Relation)
+    evidence_kind: Mapped[str] = mapped_column(String(20))  # hukou | birth-certificate
+    evidence: Mapped[str] = mapped_column(String(40))  # the document's number, as written on it
+    valid_from: Mapped[dt.date] = mapped_column(Date)  # local dates: the first day it holds
+    valid_until: Mapped[dt.date] = mapped_column(Date)  # the first day it no longer holds
+    established_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    established_by: Mapped[str] = mapped_column(String(40))
+    institution_code: Mapped[str | None] = mapped_column(String(22))  # where (the staff's)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(40))
+    revoke_reason: Mapped[str | None] = mapped_column(String(200))
+
+
 # ==== appointments (healthcard.platform.appointments) ===============================================
 #: bookings that hold their slot (one per resident per session; one per slot)
 LIVE_BOOKING = ("BOOKED", "CHECKED_IN")
@@ -949,6 +990,7 @@ class BankTransfer(Base):
 __all__ = [
     "LIVE_BOOKING",
     "LIVE_CARD",
+    "LIVE_LINK",
     "OPEN_APPLICATION",
     "Account",
     "Accumulator",
@@ -977,6 +1019,7 @@ __all__ = [
     "HiddenCategory",
     "HotListEntry",
     "HotListVersion",
+    "HouseholdLink",
     "ImmunizationDose",
     "Institution",
     "LedgerEntry",

@@ -212,6 +212,42 @@ class PlatformClient:
             body["booking_id"] = booking_id
         return self._authorised("/v1/appointments/check-in", body, expect=(200,))[1]
 
+    def card_login(self, card_number: str, chip_serial: bytes | str) -> dict[str, Any]:
+        """A self-service kiosk (a terminal of kind ``kiosk``) asks for the session of the
+        resident whose card it authenticated and whose PIN the card accepted: the platform
+        answers the resident's ``{access_token, expires_in, role}``."""
+        body = {"card_number": card_number, "chip_serial": _hex(chip_serial, "chip_serial")}
+        return self._authorised("/v1/auth/card", body, expect=(200,))[1]
+
+    def encounter(self, resident_id: str, encounter_id: int) -> dict[str, Any]:
+        """The visit as the platform holds it (its ``status``, ``card_slot`` …): read by the
+        terminal the card was swiped at, before it writes the visit back."""
+        path = f"/v1/residents/{_segment(resident_id, 'resident_id')}/encounters/{int(encounter_id)}"
+        return self._authorised(path, None, expect=(200,), method="GET")[1]
+
+    def self_service_issue(self, id_number: str, name: str, pin: str) -> dict[str, Any]:
+        """A self-service kiosk (a terminal of kind ``kiosk``) issues the approved application of
+        the person whose ID card it read, with the cardholder PIN they chose: the platform's card
+        centre personalises the card on its dispenser and hands it over; the answer is the card
+        (``card_number``, ``chip_serial``, ``status`` …).  The PIN is in this request's body only."""
+        body = {"id_number": id_number, "name": name, "pin": pin}
+        return self._authorised("/v1/cards/self-service", body, expect=(201,))[1]
+
+    def card_record(self, resident_id: str, encounter_id: int) -> dict[str, Any]:
+        """The visit record to write to the card in the slot (the ED items of an outpatient
+        visit, the EE items of an inpatient stay): the platform answers it to the terminal the
+        card was swiped at (its presence tie)."""
+        path = (
+            f"/v1/residents/{_segment(resident_id, 'resident_id')}/encounters/{int(encounter_id)}/card-record"
+        )
+        return self._authorised(path, None, expect=(200,), method="GET")[1]
+
+    def close_encounter(self, resident_id: str, encounter_id: int, card_slot: int) -> dict[str, Any]:
+        """Close the visit once it is on the card, with the slot it went to (the bill's fee lines
+        stay as the settlement wrote them)."""
+        path = f"/v1/residents/{_segment(resident_id, 'resident_id')}/encounters/{int(encounter_id)}/close"
+        return self._authorised(path, {"card_slot": card_slot}, expect=(200,))[1]
+
     def upload(self, payload: Mapping[str, Any]) -> tuple[int, bool]:
         """Send one encounter upload: ``(encounter_id, created)``; ``created`` is False when
         the platform already had this ``upload_key`` (a repeat, harmless)."""
@@ -229,25 +265,25 @@ class PlatformClient:
 
     # --- plumbing ----------------------------------------------------------------------------
     def _authorised(
-        self, path: str, body: dict[str, Any], expect: tuple[int, ...]
+        self, path: str, body: dict[str, Any] | None, expect: tuple[int, ...], *, method: str = "POST"
     ) -> tuple[int, dict[str, Any]]:
-        """POST with the bearer token; on 401 log in again once and repeat."""
+        """``method`` (POST) with the bearer token; on 401 log in again once and repeat."""
         if self._token is None or self._terminal is None:
             raise NotLoggedIn("the terminal is not logged in to the platform: call login() first")
         try:
-            return self._send("POST", path, body, expect)
+            return self._send(method, path, body, expect)
         except PlatformRefused as refused:
             if refused.status != 401:
                 raise
         self._token = None
         self.login(self._terminal, self._terminal_id)
-        return self._send("POST", path, body, expect)
+        return self._send(method, path, body, expect)
 
     def _json(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._send(method, path, body, (200,))[1]
 
     def _send(
-        self, method: str, path: str, body: dict[str, Any], expect: tuple[int, ...]
+        self, method: str, path: str, body: dict[str, Any] | None, expect: tuple[int, ...]
     ) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
@@ -312,6 +348,13 @@ def _hex(value: bytes | str, field: str) -> str:
 
 
 # --- the encounter upload ---------------------------------------------------------------------
+
+
+def _segment(value: str, field: str) -> str:
+    """A path segment of ours (a resident id): letters, digits, ``-`` — nothing that moves the path."""
+    if not value or len(value) > 64 or not all(c.isascii() and (c.isalnum() or c == "-") for c in value):
+        raise InvalidValue(field, f"{value!r}: letters, digits and '-'")
+    return value
 
 
 def make_upload_key(terminal_id: str, card_number: str, kind: str, started_at: dt.datetime) -> str:

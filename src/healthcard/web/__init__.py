@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from healthcard.web import admin, pages, portal, staff
+from healthcard.web import admin, cardcentre, clinic, kiosk, pages, portal, printing, staff
 from healthcard.web.ehealth import EhcKeys
 from healthcard.web.session import CookiePolicy, Sessions
 
@@ -31,9 +31,13 @@ def mount(api: FastAPI, *, cookies: CookiePolicy | None = None, agent_url: str |
     api.state.web_sessions = Sessions(secret, cookies or CookiePolicy.from_env())
     api.state.ehc_keys = EhcKeys.from_secret(secret)
     api.mount(pages.STATIC, StaticFiles(packages=[("healthcard.web", "static")]), name="static")
+    api.include_router(printing.router)  # before the portal's: /visits/{id} would take "5.pdf"
     api.include_router(portal.router)
+    api.include_router(kiosk.router)
     api.include_router(staff.router)
     api.include_router(admin.router)
+    api.include_router(cardcentre.router)
+    api.include_router(clinic.router)
     pages.install(api)
 
     @api.get("/", include_in_schema=False)

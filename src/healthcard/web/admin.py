@@ -55,6 +55,10 @@ class Board:
 #: the dashboards, and who may open each (the index lists the ones of the person's role)
 BOARDS = (
     Board("cards", "/admin/cards", frozenset({Role.CARD_ADMIN, Role.ADMIN})),
+    # the card centre's work (web/cardcentre.py): people's applications and cards, the hot lists
+    Board("applications", "/admin/cards/applications", frozenset({Role.CARD_ADMIN})),
+    Board("card", "/admin/cards/card", frozenset({Role.CARD_ADMIN})),
+    Board("hotlist", "/admin/cards/hotlist", frozenset({Role.CARD_ADMIN, Role.ADMIN})),
     Board("ncms", "/admin/ncms", frozenset({Role.INSURER})),
     Board("coverage", "/admin/coverage", frozenset({Role.PUBLIC_HEALTH})),
     Board("platform", "/admin/platform", frozenset({Role.ADMIN})),

@@ -84,6 +84,9 @@ def agent_origin(url: str | None = None) -> str:
     return value
 
 
+#: a kiosk's session ends after this long without a touch or a key (static/kiosk.js, web/kiosk.py)
+KIOSK_IDLE_SECONDS = 120
+
 #: where the static assets are served; their URLs carry ``?v=<version>`` (a new release: new URLs)
 STATIC = "/static"
 ASSET_VERSION = __version__
@@ -201,6 +204,7 @@ def render(
     if current is None:  # the first visit: a session for the CSRF token of the login form
         current = Session.fresh()
         session = current
+    agent = agent or current.kiosk  # a kiosk's page watches the card slot (static/kiosk.js)
     values: dict[str, Any] = {
         "_": i18n.Translator(lang),
         "lang": lang,
@@ -216,6 +220,8 @@ def render(
         "errors": {},
         "values": {},
         "agent_url": request.app.state.agent_url if agent else None,
+        "kiosk": current.kiosk,
+        "kiosk_idle": KIOSK_IDLE_SECONDS,
     }
     values.update(context or {})
     response = HTMLResponse(TEMPLATES.get_template(template).render(values), status_code=status)
@@ -307,6 +313,9 @@ class PageRoute(APIRoute):
                 return await handler(request)
             except LoginRequired as exc:
                 login = exc.login
+                current = session_of(request)
+                if current is not None and current.kiosk:  # a kiosk's session ended: the card slot
+                    return redirect(request, "/kiosk")
                 if request.method == "GET" and not is_htmx(request):
                     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                     login += "?" + _query({"next": target, "expired": "1" if _had_token(request) else ""})

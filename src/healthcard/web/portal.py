@@ -22,7 +22,8 @@ from healthcard.clock import SHANGHAI
 from healthcard.errors import InvalidValue, NotAuthenticated, NotFound, PermissionDenied
 from healthcard.platform.access import Actor, Role, Sensitivity
 from healthcard.platform.appointments import SessionView
-from healthcard.platform.immunization import DoseState
+from healthcard.platform.household import DependantVaccinations
+from healthcard.platform.immunization import DoseState, DoseStatus
 from healthcard.web import ehealth, i18n
 from healthcard.web.pages import (
     ResidentDep,
@@ -44,7 +45,7 @@ router = page_router("/portal")
 #: a database id in a URL (a visit, a booking): 64-bit, as the API takes it
 Id = Annotated[int, Path(ge=1, le=2**62)]
 #: the confirmations a redirect may show (``?done=…``): catalog keys, nothing else
-DONE = {"booked": "done.booked", "cancelled": "done.cancelled", "opened": "done.opened"}
+DONE = {"booked": "done.booked", "cancelled": "done.cancelled", "opened": "done.opened", "lost": "done.lost"}
 #: the categories a resident may hide (all but ``general``)
 HIDEABLE = tuple(s.value for s in Sensitivity if s is not Sensitivity.GENERAL)
 
@@ -146,15 +147,68 @@ def _card(request: Request, actor: Actor, resident_id: str) -> Any:
 
 
 @router.get("")
-def home(request: Request, actor: ResidentDep) -> Response:
+def home(
+    request: Request, actor: ResidentDep, done: Annotated[str | None, Query(max_length=20)] = None
+) -> Response:
     rid = own_resident(actor)
     node = node_of(request)
     summary = node.summary(actor, rid)
     return render(
         request,
         "portal/home.html",
-        {"nav": "home", "summary": summary, "card": _card(request, actor, rid), "today": _today(request)},
+        {
+            "nav": "home",
+            "summary": summary,
+            "card": _card(request, actor, rid),
+            "today": _today(request),
+            "done": _done(done),
+        },
     )
+
+
+# --- my card: report it lost (挂失) ------------------------------------------------------------------
+#: the card statuses a holder may report lost online (the card centre checks again)
+REPORTABLE = ("ISSUED", "ACTIVE")
+
+
+@router.get("/card/lost")
+def card_lost_page(request: Request, actor: ResidentDep) -> Response:
+    """The confirmation step: what reporting the card lost does, a box to tick, a second POST."""
+    card = _card(request, actor, own_resident(actor))
+    return render(request, "portal/card_lost.html", {"nav": "home", "card": card, "reportable": REPORTABLE})
+
+
+@router.post("/card/lost")
+def card_lost(
+    request: Request,
+    actor: ResidentDep,
+    confirm: Annotated[str, Form(max_length=10)] = "",
+    reason: Annotated[str, Form(max_length=400)] = "",
+) -> Response:
+    """The holder's own current card → LOST (hot-listed at once), through the card desk: the
+    access policy's ``card`` write for ``self``, audited with the resident as actor.  Without the
+    ticked box, or for a card that is not ISSUED / ACTIVE, nothing is written."""
+    rid = own_resident(actor)
+    desk = request.app.state.app.card_desk
+
+    def action() -> object:
+        if confirm != "yes":
+            raise InvalidValue("confirm", "tick the box to confirm")
+        return desk.report_lost_by_holder(actor, rid, reason=reason)
+
+    outcome = attempt(request, action, fields=("confirm", "reason"))
+    if outcome.ok:
+        return redirect(request, "/portal?done=lost")
+    if "confirm" in outcome.errors:
+        outcome.errors["confirm"] = i18n.Translator(lang_of(request))("card.lost.need_confirm")
+    context = {
+        "nav": "home",
+        "card": _card(request, actor, rid),
+        "reportable": REPORTABLE,
+        "errors": outcome.errors,
+        "values": {"reason": reason},
+    }
+    return render(request, "portal/card_lost.html", context, status=outcome.status)
 
 
 def _today(request: Request) -> dt.date:
@@ -181,18 +235,47 @@ def visit(request: Request, actor: ResidentDep, encounter_id: Id) -> Response:
 
 
 # --- vaccinations --------------------------------------------------------------------------------------
+def _attention(plan: list[DoseStatus]) -> list[DoseStatus]:
+    """The doses due or overdue, overdue first, the longest overdue first."""
+    attention = [d for d in plan if d.state in (DoseState.OVERDUE, DoseState.DUE)]
+    return sorted(attention, key=lambda d: (d.state != DoseState.OVERDUE, d.overdue_from))
+
+
+def _child(found: DependantVaccinations) -> dict[str, Any]:
+    return {
+        "dependant": found.dependant,
+        "plan": found.plan,
+        "doses": found.doses,
+        "attention": _attention(found.plan),
+    }
+
+
 @router.get("/vaccinations")
 def vaccinations(request: Request, actor: ResidentDep) -> Response:
     node = node_of(request)
     rid = own_resident(actor)
     plan = node.vaccination_plan(actor, rid)
-    attention = [d for d in plan if d.state in (DoseState.OVERDUE, DoseState.DUE)]
-    attention.sort(key=lambda d: (d.state != DoseState.OVERDUE, d.overdue_from))
+    children = [_child(found) for found in node.households.all_vaccinations(actor)]
     return render(
         request,
         "portal/vaccinations.html",
-        {"nav": "vaccinations", "plan": plan, "attention": attention, "doses": node.doses(actor, rid)},
+        {
+            "nav": "vaccinations",
+            "plan": plan,
+            "attention": _attention(plan),
+            "doses": node.doses(actor, rid),
+            "dependants": children,
+        },
     )
+
+
+@router.get("/vaccinations/{link_id}")
+def dependant_vaccinations(request: Request, actor: ResidentDep, link_id: Id) -> Response:
+    """One dependant's page, addressed by the household link's id (never a resident id): the use
+    case checks that the link is the logged-in guardian's own (another's is "not found") and
+    asks the access policy."""
+    found = node_of(request).households.vaccinations(actor, link_id)
+    return render(request, "portal/dependant.html", {"nav": "vaccinations", "child": _child(found)})
 
 
 # --- money -----------------------------------------------------------------------------------------------

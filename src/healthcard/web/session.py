@@ -74,10 +74,13 @@ class Session:
     sid: str
     csrf: str
     token: str | None = None  # the API's access token; None: not logged in
+    #: a self-service kiosk's session (card + PIN): the pages take the kiosk's layout, an idle
+    #: or a removed card ends it (web/kiosk.py)
+    kiosk: bool = False
 
     @classmethod
-    def fresh(cls, token: str | None = None) -> Session:
-        return cls(secrets.token_urlsafe(16), secrets.token_urlsafe(24), token)
+    def fresh(cls, token: str | None = None, *, kiosk: bool = False) -> Session:
+        return cls(secrets.token_urlsafe(16), secrets.token_urlsafe(24), token, kiosk)
 
     def csrf_ok(self, presented: str | None) -> bool:
         return bool(presented) and hmac.compare_digest(self.csrf.encode(), (presented or "").encode())
@@ -106,10 +109,13 @@ class Sessions:
         sid, csrf, token = data.get("s"), data.get("c"), data.get("t")
         if not isinstance(sid, str) or not isinstance(csrf, str) or not isinstance(token, str | None):
             return None
-        return Session(sid, csrf, token)
+        return Session(sid, csrf, token, data.get("k") is True)
 
     def save(self, request: Request, response: Response, session: Session) -> None:
-        value = self._signer.dumps({"s": session.sid, "c": session.csrf, "t": session.token})
+        data: dict[str, object] = {"s": session.sid, "c": session.csrf, "t": session.token}
+        if session.kiosk:
+            data["k"] = True
+        value = self._signer.dumps(data)
         response.set_cookie(
             COOKIE,
             value,

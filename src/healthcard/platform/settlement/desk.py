@@ -18,6 +18,7 @@ finds the key and answers as a retry does.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
@@ -29,9 +30,11 @@ from healthcard.platform.audit import Audit
 from healthcard.platform.desk import Desk
 from healthcard.platform.mpi import Mpi
 from healthcard.platform.settlement import office
+from healthcard.platform.settlement.catalog import Item
 from healthcard.platform.settlement.policy import Policy
 from healthcard.platform.settlement.service import (
     Bill,
+    BillableVisit,
     Insured,
     LineIn,
     Quote,
@@ -189,6 +192,23 @@ class SettlementDesk(Desk):
     def settlements(self, actor: Actor, resident_id: str, *, limit: int = 50) -> list[SettlementView]:
         with self._record(actor, resident_id, Action.READ, what="settlements") as (uow, ids):
             return self.service.of_person(uow, ids, limit=limit)
+
+    def to_bill(self, actor: Actor, resident_id: str, *, days: int = 7) -> list[BillableVisit]:
+        """The cashier's window: the person's visits here in the last ``days`` days, each with
+        its live settlement if it has one (what is left to settle, what was settled)."""
+        institution = self._cashier(actor)
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 90:
+            raise InvalidValue("days", f"{days!r}: 1 to 90 days")
+        since = self.clock.now() - dt.timedelta(days=days)
+        with self._record(actor, resident_id, Action.READ, what="visits to bill") as (uow, ids):
+            return self.service.billable(uow, ids, institution_code=institution, since=since)
+
+    def catalog_items(self, pool: str, year: int | None = None) -> list[Item]:
+        """The pool's catalog of the year (drugs, services, materials with their class and price),
+        for the bill form: reference data, no resident's."""
+        year = local_date(self.clock).year if year is None else year
+        catalog = self.service.catalog(pool, year)
+        return sorted(catalog.items.values(), key=lambda item: (item.kind, item.code))
 
     # --- the NCMS office -----------------------------------------------------------------------
     def dashboard(self, actor: Actor, pool: str, year: int | None = None) -> office.Dashboard:

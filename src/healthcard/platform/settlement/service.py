@@ -184,6 +184,23 @@ class Returned:
 
 # --- what the service answers ------------------------------------------------------------------------
 @dataclass(frozen=True)
+class BillableVisit:
+    """A visit of the person at the cashier's institution, as the cashier's window lists it:
+    which visit (number, department, when, open or closed) and whether a live settlement holds
+    it already — no diagnosis, no prescription (the cashier's category is settlement)."""
+
+    encounter_id: int
+    number: str
+    kind: str
+    department: str
+    clinician: str | None
+    started_at: dt.datetime
+    status: str  # the encounter's: open | closed
+    settlement_id: int | None  # the live settlement of its bill, if any
+    card_slot: int | None  # written to the card already (ED/EE slot)
+
+
+@dataclass(frozen=True)
 class LineView:
     seq: int
     item: str
@@ -1113,6 +1130,62 @@ class Settlements:
         if not views:
             raise NotFound("settlement", str(settlement_id))
         return views[0]
+
+    def billable(
+        self,
+        uow: UnitOfWork,
+        ids: Sequence[str],
+        *,
+        institution_code: str,
+        since: dt.datetime,
+        limit: int = 20,
+    ) -> list[BillableVisit]:
+        """The person's visits at ``institution_code`` started since ``since``, newest first, each
+        with its live settlement (a settlement that no refund reversed)."""
+        live = (
+            select(_S.c.id)
+            .where(
+                _S.c.encounter_id == _E.c.id,
+                _S.c.kind == "settlement",
+                _S.c.status == "SETTLED",
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
+        rows = uow.session.execute(
+            select(
+                _E.c.id,
+                _E.c.number,
+                _E.c.kind,
+                _E.c.department,
+                _E.c.clinician,
+                _E.c.started_at,
+                _E.c.status,
+                _E.c.card_slot,
+                live.label("settlement_id"),
+            )
+            .where(
+                _E.c.resident_id.in_(list(ids)),
+                _E.c.institution_code == institution_code,
+                _E.c.started_at >= since,
+            )
+            .order_by(_E.c.started_at.desc(), _E.c.id.desc())
+            .limit(limit)
+        ).all()
+        return [
+            BillableVisit(
+                r.id,
+                r.number,
+                r.kind,
+                r.department,
+                r.clinician,
+                r.started_at,
+                r.status,
+                r.settlement_id,
+                r.card_slot,
+            )
+            for r in rows
+        ]
 
     def of_person(self, uow: UnitOfWork, ids: Sequence[str], *, limit: int = 50) -> list[SettlementView]:
         """The person's settlements and refunds, newest first."""
