@@ -392,6 +392,9 @@ README_PAGES = frozenset(
         "admin-cards",
         "admin-coverage",
         "kiosk-menu",
+        "kiosk-pin",
+        "clinic-summary",
+        "clinic-bill",
     }
 )
 

@@ -216,19 +216,29 @@ def test_the_kiosk_its_card_with_a_pin_and_an_application_to_issue(city: City) -
     assert kiosk.applicant_status == "APPROVED" and kiosk.applicant_id_number != kiosk.card_number
     sealer = image.Sealer(image.DEMO_PASSPHRASE)
     certificate = sam_certificate(image.load(kiosk.sam_image, sealer))
-    assert verify_certificate(certificate, city.app.node.terminals.trust, local_date(city.clock), kind="sam").subject == kiosk.terminal_id
+    assert (
+        verify_certificate(
+            certificate, city.app.node.terminals.trust, local_date(city.clock), kind="sam"
+        ).subject
+        == kiosk.terminal_id
+    )
     with city.app.db.uow() as uow:
         assert city.app.node.terminals.get(uow, kiosk.terminal_id).kind == "kiosk"
         operator = uow.reference.operator(kiosk.terminal_id)
-        assert operator is not None and operator.role == "kiosk" and operator.institution_code == kiosk.institution_code
+        assert (
+            operator is not None
+            and operator.role == "kiosk"
+            and operator.institution_code == kiosk.institution_code
+        )
         card = uow.cards.live(kiosk.card_number)
         assert card is not None and card.status == "ACTIVE"
+        chip_serial = card.chip_serial
     # the card's holder PIN is the demo's: the card says so
     card_os = CardOS(image.load(kiosk.card_image, sealer))
     card_os.power_on()
     verify = CommandAPDU(0x00, 0x20, 0x00, 0x01, bytes.fromhex(democity.KIOSK_PIN))
     assert card_os.process(verify.to_bytes())[-2:] == b"\x90\x00"
-    assert card_os.state.serial.hex().upper() == card.chip_serial
+    assert card_os.state.serial.hex().upper() == chip_serial
 
 
 def test_print_logins(city: City) -> None:

@@ -40,8 +40,8 @@ from healthcard.agent.service import (
     Agent,
     NoPin,
     NoPlatform,
-    NotSimulated,
     NoTray,
+    NotSimulated,
     PinBlocked,
     PinWrong,
     PlatformUnreachable,
@@ -255,11 +255,15 @@ class PinBody(ReaderBody):
 
 
 class DispenseBody(ReaderBody):
-    chip_serial: str = Field(max_length=32, description="the chip serial of the card in the tray (16 hex digits)")
+    chip_serial: str = Field(
+        max_length=32, description="the chip serial of the card in the tray (16 hex digits)"
+    )
 
 
 class IssueBody(ReaderBody):
-    id_number: str = Field(min_length=1, max_length=18, description="the ID number the kiosk read off the ID card")
+    id_number: str = Field(
+        min_length=1, max_length=18, description="the ID number the kiosk read off the ID card"
+    )
     name: str = Field(min_length=1, max_length=30, description="the name the kiosk read off the ID card")
     pin: str = Field(max_length=16, description="the cardholder PIN chosen, 6 digits (never logged)")
     pin_again: str = Field(max_length=16, description="the same PIN again")

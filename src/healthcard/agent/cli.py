@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from healthcard.agent.app import DEFAULT_ORIGINS, create_app
-from healthcard.agent.readers import SamSlot, SimulatedSlot
+from healthcard.agent.readers import CardTray, SamSlot, SimulatedSlot
 from healthcard.agent.service import Agent
 from healthcard.card import image
 from healthcard.card.cos import CardState
@@ -45,6 +47,7 @@ def build_agent(
     hotlist: Path | None,
     pcsc: bool,
     passphrase: str,
+    tray: Path | None = None,
 ) -> Agent:
     """The agent from the command line's choices (images loaded, the SAM opened)."""
     if sam is not None and sam_reader is not None:
@@ -80,6 +83,7 @@ def build_agent(
         trust=roots,
         hotlist=listed,
         pcsc=pcsc,
+        tray=CardTray(tray, sealer) if tray is not None else None,
     )
 
 
@@ -132,6 +136,10 @@ def agent(
             envvar="HEALTHCARD_IMAGE_PASSPHRASE", show_default=False, help="passphrase of the images"
         ),
     ] = "",
+    tray: Annotated[
+        Path | None,
+        typer.Option(help="a kiosk's card dispenser (demo): the card centre's tray of simulated chips"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="log level")] = "info",
 ) -> None:
     """Serve the local reader agent: the browser's bridge to the card readers and the SAM."""
@@ -150,6 +158,7 @@ def agent(
             hotlist=hotlist,
             pcsc=pcsc,
             passphrase=passphrase,
+            tray=tray,
         )
         app = create_app(built, allow_origin or DEFAULT_ORIGINS)
     except HealthCardError as exc:
@@ -160,6 +169,45 @@ def agent(
         uvicorn.run(app, host="127.0.0.1", port=port, log_level=log_level, access_log=False)
     finally:
         built.close()
+
+
+class AgentThread:
+    """An agent served by uvicorn in a thread of this process (``healthcard serve --demo``
+    starts the demo's beside the platform); :meth:`stop` ends it."""
+
+    def __init__(self, built: Agent, port: int, origins: Sequence[str], log_level: str = "warning") -> None:
+        import uvicorn
+
+        self.agent = built
+        self.port = port
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(built, origins), host="127.0.0.1", port=port, log_level=log_level, access_log=False
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, name=f"agent-{port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: float = 10.0) -> None:
+        """Start and wait until it listens; a port taken (or any failure) is :class:`InvalidValue`."""
+        self.thread.start()
+        deadline = time.monotonic() + wait
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise InvalidValue(
+                    "agent_port", f"the reader agent could not listen on 127.0.0.1:{self.port}"
+                )
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+        self.agent.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -611,7 +611,9 @@ class Agent:
         card = self._platform(lambda c: c.self_service_issue(id_number, name, pin))
         logger.info("self-service issuance: card issued")
         answer: dict[str, Any] = {
-            "card": {k: card.get(k) for k in ("card_number", "chip_serial", "status", "issue_date", "expiry_date")},
+            "card": {
+                k: card.get(k) for k in ("card_number", "chip_serial", "status", "issue_date", "expiry_date")
+            },
             "dispensed": None,
         }
         if self.tray is not None:

@@ -28,6 +28,7 @@ from healthcard.api.routes import (
     households,
     ops,
     residents,
+    selfservice,
     settlement,
     swipes,
     uploads,
@@ -56,7 +57,13 @@ The regional health information platform of a city (居民健康卡 · 区域卫
 ROUTE_THREADS = 4
 
 
-def create_app(app: App, *, threads: int = ROUTE_THREADS, agent_url: str | None = None) -> FastAPI:
+def create_app(
+    app: App,
+    *,
+    threads: int = ROUTE_THREADS,
+    agent_url: str | None = None,
+    kiosk_agent_url: str | None = None,
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
@@ -87,6 +94,7 @@ def create_app(app: App, *, threads: int = ROUTE_THREADS, agent_url: str | None 
         areas,
         audit,
         cards,
+        selfservice,
         appointments,
         settlement,
         fhir,
@@ -101,7 +109,7 @@ def create_app(app: App, *, threads: int = ROUTE_THREADS, agent_url: str | None 
         return {"status": "ok"}
 
     web.mount(
-        api, agent_url=agent_url
+        api, agent_url=agent_url, kiosk_agent_url=kiosk_agent_url
     )  # the pages (portal …) and /static: the same node, tokens and error table
     return api
 

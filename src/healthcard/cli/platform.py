@@ -18,10 +18,13 @@ from typing import Annotated
 
 import typer
 
+from healthcard.agent.cli import AgentThread, build_agent
 from healthcard.bootstrap import bootstrap
 from healthcard.card import image
 from healthcard.cli.common import console, fail
 from healthcard.errors import HealthCardError, InvalidValue
+from healthcard.platform import democity
+from healthcard.platform.democity import Logins
 from healthcard.platform.node import Node
 from healthcard.settings import Settings
 from healthcard.storage.db import Database, redact
@@ -34,6 +37,15 @@ def serve(
     demo: Annotated[bool, typer.Option(help="seed the demo city first (once) and print its logins")] = False,
     residents: Annotated[int, typer.Option(help="demo city: how many residents")] = 1000,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
+    agent: Annotated[
+        bool,
+        typer.Option(
+            help="with --demo and one worker: also serve the demo's reader agents in this process "
+            "(the clinic workstation's and the kiosk's)"
+        ),
+    ] = True,
+    agent_port: Annotated[int, typer.Option(help="--demo: the workstation's reader agent's port")] = 7700,
+    kiosk_agent_port: Annotated[int, typer.Option(help="--demo: the kiosk's reader agent's port")] = 7701,
 ) -> None:
     """Serve the platform API (OpenAPI at /docs, FHIR under /fhir)."""
     import uvicorn
@@ -48,9 +60,8 @@ def serve(
             db.upgrade()
         finally:
             db.dispose()
+        logins: Logins | None = None
         if demo:
-            from healthcard.platform import democity
-
             logins = democity.ensure(settings, residents=residents, console=console)
             democity.print_logins(console, logins, f"http://{host}:{port}")
             # the card centre's pages issue into the demo's card tray, under the demo's key store
@@ -59,16 +70,112 @@ def serve(
                 os.environ.setdefault("HEALTHCARD_KEYSTORE_PASSPHRASE", image.DEMO_PASSPHRASE)
     except HealthCardError as exc:
         raise fail(exc) from None
+    agents: list[AgentThread] = []
+    if demo and agent and logins is not None:
+        if workers > 1:
+            console.print(
+                f"--workers {workers}: the reader agents are not started here; start each separately "
+                "(docs/agent.md), e.g. healthcard agent --platform "
+                f"{_platform_url(host, port)} --sam <SAM image> --card <card image>",
+                highlight=False,
+            )
+        else:
+            agents = _demo_agents(settings, logins, host, port, agent_port, kiosk_agent_port)
     console.print(f"platform: http://{host}:{port}/docs  (database {redact(settings.db_url)})")
-    uvicorn.run(
-        "healthcard.api.app:from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers if workers > 1 else None,
-        log_level=log_level,
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            "healthcard.api.app:from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers if workers > 1 else None,
+            log_level=log_level,
+            access_log=False,
+        )
+    finally:
+        for served in agents:
+            served.stop()
+
+
+def _platform_url(host: str, port: int) -> str:
+    """Where this machine's agents reach the platform (a wildcard address: the loopback)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+
+
+def _demo_agents(
+    settings: Settings, logins: Logins, host: str, port: int, agent_port: int, kiosk_port: int
+) -> list[AgentThread]:
+    """The demo's two reader agents, each in a thread of this process, and the pages told where
+    they are (``HEALTHCARD_AGENT_URL``, ``HEALTHCARD_KIOSK_AGENT_URL``):
+
+    * on ``agent_port`` the workstation of 郑州市中原区人民医院 (its SAM; the demo child's, adult's
+      and elder's cards in simulated slots) for the clinic console — its doctor is dr-zhongyuan;
+    * on ``kiosk_port`` the hospital's self-service kiosk (its SAM; the kiosk resident's card, with
+      a PIN, in its slot; the card centre's tray as its card dispenser) for ``/kiosk``.
+
+    An agent that cannot start (its port taken: another ``healthcard agent``?) is left out, said."""
+    platform = _platform_url(host, port)
+    origins = [o for o in dict.fromkeys([platform, f"http://{host}:{port}", f"http://localhost:{port}"])]
+    origins = [o for o in origins if "://0.0.0.0:" not in o]
+    folder = logins.folder or settings.data_dir / "democity"
+    trust = settings.trust_path if settings.trust_path.exists() else None
+    started: list[AgentThread] = []
+
+    def start(what: str, on: int, setting: str, sam: Path, cards: list[Path], tray: Path | None) -> bool:
+        try:
+            built = build_agent(
+                cards=cards,
+                sam=sam,
+                sam_reader=None,
+                sam_pin=democity.SAM_PIN,
+                platform=platform,
+                terminal_id=None,
+                trust=trust,
+                hotlist=None,
+                pcsc=False,
+                passphrase=os.environ.get("HEALTHCARD_IMAGE_PASSPHRASE", ""),
+                tray=tray,
+            )
+            served = AgentThread(built, on, origins)
+            served.start()
+        except HealthCardError as exc:
+            console.print(f"[yellow]{what}: reader agent not started[/yellow] ({exc})", highlight=False)
+            return False
+        os.environ[setting] = served.url
+        started.append(served)
+        return True
+
+    hospital = next((term for term in logins.terminals if term.institution_code == "410102001"), None)
+    residents = [r for r in logins.rows if r.kind in ("child", "adult", "elder")]
+    slots = [(r, folder / "cards" / f"{r.username}.card") for r in residents]
+    slots = [(r, path) for r, path in slots if path.exists()]
+    if hospital is not None and start(
+        "clinic console", agent_port, "HEALTHCARD_AGENT_URL", hospital.sam_image, [c for _, c in slots], None
+    ):
+        console.print(
+            f"clinic console: {platform}/clinic (staff login dr-zhongyuan) — reader agent "
+            f"http://127.0.0.1:{agent_port} with the SAM of {hospital.institution_name}; its card slots:",
+            highlight=False,
+        )
+        for row, _ in slots:
+            console.print(f"  sim-{row.username}: {row.who}", highlight=False)
+    kiosk = logins.kiosk
+    tray = os.environ.get("HEALTHCARD_CARD_TRAY")
+    if kiosk is not None and start(
+        "self-service kiosk",
+        kiosk_port,
+        "HEALTHCARD_KIOSK_AGENT_URL",
+        kiosk.sam_image,
+        [kiosk.card_image],
+        Path(tray) if tray else None,
+    ):
+        console.print(
+            f"self-service kiosk: {platform}/kiosk, {platform}/kiosk/issue — reader agent "
+            f"http://127.0.0.1:{kiosk_port} with the kiosk's SAM; its card slot:\n"
+            f"  sim-{kiosk.card_number}: {kiosk.name}, PIN {kiosk.pin} (the card dispenser: {tray})",
+            highlight=False,
+        )
+    return started
 
 
 @contextmanager

@@ -183,7 +183,8 @@ class CardDesk:
         if actor.role != Role.TERMINAL or self.terminals is None:
             raise PermissionDenied("a card is issued here by a self-service kiosk")
         with self.db.uow() as uow:
-            if self.terminals.get(uow, actor.id).kind != "kiosk":
+            terminal = self.terminals.get(uow, actor.id)
+            if terminal.kind != "kiosk" or not terminal.active:
                 raise PermissionDenied("only a self-service kiosk issues cards to the people at it")
         acting = Acting(actor.id, actor.role.value, actor.institution_code)
         return self.cards.issue_at_kiosk(acting, id_number=id_number, name=name, chips=chips, pin=pin)

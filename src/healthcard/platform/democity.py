@@ -833,7 +833,9 @@ def _kiosk_people(app: _City, seed: int) -> Iterator[Application]:
             yield person
 
 
-def _kiosk(app: _City, centre: Callable[[], KeyCentre], folder: Path, sealer: image.Sealer, seed: int) -> bool:
+def _kiosk(
+    app: _City, centre: Callable[[], KeyCentre], folder: Path, sealer: image.Sealer, seed: int
+) -> bool:
     """The demo hospital's self-service kiosk, once (``<data>/democity/kiosk/kiosk.json`` marks
     it done; returns whether it was made now):
 
@@ -873,7 +875,12 @@ def _kiosk(app: _City, centre: Callable[[], KeyCentre], folder: Path, sealer: im
     card = cards.issue(ADMIN_OPERATOR, submitted.number, chips, pin=KIOSK_PIN)
     cards.activate(CLERK_OPERATOR, card.card_number)
     person = _Person(
-        4, card.resident_id, card.card_number, holder, local_date(app.clock), random.Random(f"{seed}/kiosk-records")
+        4,
+        card.resident_id,
+        card.card_number,
+        holder,
+        local_date(app.clock),
+        random.Random(f"{seed}/kiosk-records"),
     )
     with app.db.uow() as uow:
         app.node.records.import_encounters(
@@ -884,7 +891,9 @@ def _kiosk(app: _City, centre: Callable[[], KeyCentre], folder: Path, sealer: im
         )
         uow.commit()
     image.save(
-        chips.delivered[bytes.fromhex(card.chip_serial)], folder / "kiosk" / f"{card.card_number}.card", sealer
+        chips.delivered[bytes.fromhex(card.chip_serial)],
+        folder / "kiosk" / f"{card.card_number}.card",
+        sealer,
     )
     waiting = cards.submit(CLERK_OPERATOR, applicant, collection_point="410102-01")
     cards.approve(ADMIN_OPERATOR, waiting.number)

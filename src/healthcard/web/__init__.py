@@ -20,14 +20,22 @@ from healthcard.web.ehealth import EhcKeys
 from healthcard.web.session import CookiePolicy, Sessions
 
 
-def mount(api: FastAPI, *, cookies: CookiePolicy | None = None, agent_url: str | None = None) -> None:
+def mount(
+    api: FastAPI,
+    *,
+    cookies: CookiePolicy | None = None,
+    agent_url: str | None = None,
+    kiosk_agent_url: str | None = None,
+) -> None:
     """Serve the web layer from ``api`` (which already holds ``state.node`` and
     ``state.tokens``).  ``cookies``: when the session cookie is ``Secure`` (default: from
     ``HEALTHCARD_COOKIE_SECURE``, ``auto`` — over https).  ``agent_url``: the local reader
     agent the clinic console and the kiosk use (default: ``HEALTHCARD_AGENT_URL``, else
-    ``http://127.0.0.1:7700``)."""
+    ``http://127.0.0.1:7700``).  ``kiosk_agent_url``: the kiosk's agent, which a kiosk session's
+    pages call (default: ``HEALTHCARD_KIOSK_AGENT_URL``, else the same as ``agent_url``)."""
     secret: bytes = api.state.node.token_secret
     api.state.agent_url = pages.agent_origin(agent_url)
+    api.state.kiosk_agent_url = pages.kiosk_agent_origin(kiosk_agent_url, api.state.agent_url)
     api.state.web_sessions = Sessions(secret, cookies or CookiePolicy.from_env())
     api.state.ehc_keys = EhcKeys.from_secret(secret)
     api.mount(pages.STATIC, StaticFiles(packages=[("healthcard.web", "static")]), name="static")

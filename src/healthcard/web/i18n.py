@@ -45,6 +45,9 @@ CATALOG: dict[str, tuple[str, str]] = {
     "nav.ehc": ("电子健康卡", "Electronic health card"),
     # --- the clinic console (web/clinic.py)
     "clinic.name": ("医生工作站", "Clinic console"),
+    "clinic.name.clinician": ("医生工作站", "Clinician's workstation"),
+    "clinic.name.cashier": ("收费窗口", "Cashier's window"),
+    "clinic.name.registration": ("挂号窗口", "Registration desk"),
     "clinic.desk": ("工作台", "Desk"),
     "clinic.title": ("刷卡或扫码", "Swipe a card or scan a code"),
     "clinic.reader": ("读卡器", "Card reader"),

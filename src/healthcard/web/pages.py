@@ -67,10 +67,11 @@ HEADERS = {
 AGENT_URL = "http://127.0.0.1:7700"
 
 
-def agent_origin(url: str | None = None) -> str:
+def agent_origin(url: str | None = None, setting: str = "HEALTHCARD_AGENT_URL") -> str:
     """The agent's origin, checked: ``http(s)://host:port`` and nothing more (it goes into the
-    Content-Security-Policy of the pages that use it).  Default: ``HEALTHCARD_AGENT_URL``."""
-    value = (url if url is not None else os.environ.get("HEALTHCARD_AGENT_URL", AGENT_URL)).strip()
+    Content-Security-Policy of the pages that use it).  Default: the environment's ``setting``
+    (``HEALTHCARD_AGENT_URL``), else :data:`AGENT_URL`."""
+    value = (url if url is not None else os.environ.get(setting, AGENT_URL)).strip()
     value = value.rstrip("/")
     scheme, _, rest = value.partition("://")
     host, _, port = rest.partition(":")
@@ -80,8 +81,17 @@ def agent_origin(url: str | None = None) -> str:
         or not all(c.isalnum() or c in ".-[]" for c in host)
         or (port and not (port.isdigit() and 0 < int(port) < 65536))
     ):
-        raise InvalidValue("HEALTHCARD_AGENT_URL", f"{value!r}: http://host:port of the local reader agent")
+        raise InvalidValue(setting, f"{value!r}: http://host:port of the local reader agent")
     return value
+
+
+def kiosk_agent_origin(url: str | None = None, default: str | None = None) -> str:
+    """The origin of the kiosk's reader agent (a kiosk session's pages call it): ``url``, else
+    ``HEALTHCARD_KIOSK_AGENT_URL``, else ``default`` (the workstation's agent: one machine may
+    be both)."""
+    if url is None and not os.environ.get("HEALTHCARD_KIOSK_AGENT_URL"):
+        return agent_origin(default)
+    return agent_origin(url, "HEALTHCARD_KIOSK_AGENT_URL")
 
 
 #: a kiosk's session ends after this long without a touch or a key (static/kiosk.js, web/kiosk.py)
@@ -219,7 +229,7 @@ def render(
         "query": request.url.query,
         "errors": {},
         "values": {},
-        "agent_url": request.app.state.agent_url if agent else None,
+        "agent_url": _agent_url(request, current) if agent else None,
         "kiosk": current.kiosk,
         "kiosk_idle": KIOSK_IDLE_SECONDS,
     }
@@ -228,11 +238,19 @@ def render(
     response.headers.update(HEADERS)
     if agent:
         response.headers["Content-Security-Policy"] = CSP.replace(
-            "connect-src 'self'", f"connect-src 'self' {request.app.state.agent_url}"
+            "connect-src 'self'", f"connect-src 'self' {_agent_url(request, current)}"
         )
     if session is not None:
         sessions_of(request).save(request, response, session)
     return response
+
+
+def _agent_url(request: Request, session: Session) -> str:
+    """The reader agent a page calls: the kiosk's for a kiosk session's pages, else the
+    workstation's."""
+    state = request.app.state
+    found: str = getattr(state, "kiosk_agent_url", state.agent_url) if session.kiosk else state.agent_url
+    return found
 
 
 def redirect(request: Request, to: str, *, status: int = 303) -> Response:
@@ -421,6 +439,7 @@ __all__ = [
     "error_page",
     "install",
     "is_htmx",
+    "kiosk_agent_origin",
     "lang_of",
     "logged_in",
     "node_of",
