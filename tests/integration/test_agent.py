@@ -151,7 +151,9 @@ def test_write_visit_fetches_the_record_writes_it_and_closes_the_visit(platform:
         assert agent.post("/swipe", json={}).json()["platform"]["ok"] is True  # the presence tie
         doctor = login(api, "dr-wang")
         eid = api.post(
-            f"/v1/residents/{rid}/encounters", json={"department": "内科", "kind": "outpatient"}, headers=doctor
+            f"/v1/residents/{rid}/encounters",
+            json={"department": "内科", "kind": "outpatient"},
+            headers=doctor,
         ).json()["id"]
         api.post(
             f"/v1/residents/{rid}/encounters/{eid}/items",
