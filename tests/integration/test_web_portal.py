@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from healthcard import __version__
 from healthcard.api.app import create_app
 from healthcard.platform.access import Role
 from healthcard.platform.records import (
@@ -213,6 +214,9 @@ def test_every_page_renders_for_the_resident_in_both_languages(portal: Portal) -
         page = portal.client.get(path)
         assert page.status_code == 200, (path, page.text[:800])
         assert '<html lang="zh-CN">' in page.text and len(page.content) < 150_000
+        # every asset URL carries the release (a template variable named like it once blanked it)
+        assets = re.findall(r'(?:href|src)="(/static/[^"]*)"', page.text)
+        assert assets and all(a.endswith(f"?v={__version__}") for a in assets), (path, assets)
     home = portal.client.get("/portal").text
     assert "正常" in home and CARD in home and "A型" in home and "哮喘" in home and "青霉素" in home
     visit = portal.client.get(f"/portal/visits/{portal.visit_id}")

@@ -38,10 +38,10 @@ from healthcard.errors import CryptoError, HealthCardError, InvalidValue, NotFou
 from healthcard.platform import icd10
 from healthcard.platform import records as rec
 from healthcard.platform.access import Actor, Role
-from healthcard.platform.immunization import DoseState
 from healthcard.platform.settlement.service import Bill, LineIn
 from healthcard.web import ehealth
 from healthcard.web.pages import Outcome, attempt, is_htmx, node_of, page_router, redirect, render
+from healthcard.web.portal import attention
 from healthcard.web.staff import LANDING, staff
 
 router = page_router("/clinic")
@@ -132,11 +132,7 @@ def _open_here(visits: Sequence[rec.EncounterView], actor: Actor) -> list[rec.En
 def _clinician_view(request: Request, actor: Actor, resident_id: str) -> dict[str, Any]:
     node = node_of(request)
     summary = node.summary(actor, resident_id)
-    plan = node.vaccination_plan(actor, resident_id)
-    due = sorted(
-        (d for d in plan if d.state in (DoseState.OVERDUE, DoseState.DUE)),
-        key=lambda d: (d.state != DoseState.OVERDUE, d.overdue_from),
-    )
+    due = attention(node.vaccination_plan(actor, resident_id))
     visits = node.encounters(actor, resident_id, limit=20)
     return {"summary": summary, "due": due, "open_visits": _open_here(visits, actor)}
 
@@ -150,19 +146,24 @@ def _cashier_view(request: Request, actor: Actor, resident_id: str) -> dict[str,
     }
 
 
-@router.get("/patient/{resident_id}")
-def patient(
+def _patient_page(
     request: Request,
-    actor: DeskDep,
-    resident_id: ResidentId,
-    done: Annotated[str | None, Query(max_length=20)] = None,
+    actor: Actor,
+    resident_id: str,
+    *,
+    done: str | None = None,
+    outcome: Outcome[Any] | None = None,
+    values: dict[str, str] | None = None,
 ) -> Response:
+    """The patient's page of the actor's desk (again, with a form's errors, after a refusal)."""
     context: dict[str, Any] = {
         "rid": resident_id,
         "done": _done(done),
         "today": _today(request),
         "card_number": _card_number(request, actor, resident_id),
-        "values": {"department": ""},
+        "values": values or {"department": ""},
+        "errors": outcome.errors if outcome else {},
+        "age": _age,
     }
     if actor.role == Role.CLINICIAN:
         context.update(_clinician_view(request, actor, resident_id))
@@ -170,7 +171,18 @@ def patient(
         context.update(_cashier_view(request, actor, resident_id))
     else:
         context["person"] = node_of(request).person(actor, resident_id)
-    return render(request, f"clinic/{actor.role.value}.html", {**context, "age": _age}, agent=True)
+    status = outcome.status if outcome else 200
+    return render(request, f"clinic/{actor.role.value}.html", context, status=status, agent=True)
+
+
+@router.get("/patient/{resident_id}")
+def patient(
+    request: Request,
+    actor: DeskDep,
+    resident_id: ResidentId,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    return _patient_page(request, actor, resident_id, done=done)
 
 
 @router.post("/patient/{resident_id}/visits")
@@ -202,28 +214,7 @@ def open_visit(
         if actor.role == Role.CLINICIAN:
             return redirect(request, f"/clinic/patient/{resident_id}/visits/{outcome.result.id}?done=opened")
         return redirect(request, f"/clinic/patient/{resident_id}?done=opened")
-    return _patient_again(request, actor, resident_id, outcome, {"department": department})
-
-
-def _patient_again(
-    request: Request, actor: Actor, resident_id: str, outcome: Outcome[Any], values: dict[str, str]
-) -> Response:
-    context: dict[str, Any] = {
-        "rid": resident_id,
-        "done": None,
-        "today": _today(request),
-        "card_number": _card_number(request, actor, resident_id),
-        "errors": outcome.errors,
-        "values": values,
-        "age": _age,
-    }
-    if actor.role == Role.CLINICIAN:
-        context.update(_clinician_view(request, actor, resident_id))
-    elif actor.role == Role.CASHIER:
-        context.update(_cashier_view(request, actor, resident_id))
-    else:
-        context["person"] = node_of(request).person(actor, resident_id)
-    return render(request, f"clinic/{actor.role.value}.html", context, status=outcome.status, agent=True)
+    return _patient_page(request, actor, resident_id, outcome=outcome, values={"department": department})
 
 
 # --- the visit (the clinician) ----------------------------------------------------------------------

@@ -235,7 +235,7 @@ def visit(request: Request, actor: ResidentDep, encounter_id: Id) -> Response:
 
 
 # --- vaccinations --------------------------------------------------------------------------------------
-def _attention(plan: list[DoseStatus]) -> list[DoseStatus]:
+def attention(plan: list[DoseStatus]) -> list[DoseStatus]:
     """The doses due or overdue, overdue first, the longest overdue first."""
     attention = [d for d in plan if d.state in (DoseState.OVERDUE, DoseState.DUE)]
     return sorted(attention, key=lambda d: (d.state != DoseState.OVERDUE, d.overdue_from))
@@ -246,7 +246,7 @@ def _child(found: DependantVaccinations) -> dict[str, Any]:
         "dependant": found.dependant,
         "plan": found.plan,
         "doses": found.doses,
-        "attention": _attention(found.plan),
+        "attention": attention(found.plan),
     }
 
 
@@ -262,7 +262,7 @@ def vaccinations(request: Request, actor: ResidentDep) -> Response:
         {
             "nav": "vaccinations",
             "plan": plan,
-            "attention": _attention(plan),
+            "attention": attention(plan),
             "doses": node.doses(actor, rid),
             "dependants": children,
         },
