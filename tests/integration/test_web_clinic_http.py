@@ -88,6 +88,9 @@ def test_the_electronic_health_card_opens_the_record_like_a_swipe(
     assert (status, path) == (200, f"/clinic/patient/{rid}") and "张三" in html
     assert count(platform, t.CardUse, resident_id=rid, terminal_kind="ehc-qr") == 1
     assert count(platform, t.PresenceGrant, resident_id=rid, reason="qr") == 1
+    # the summary at a glance: four reads in one transaction, each in the resident's "who looked"
+    for what in ("person", "summary", "vaccination plan", "encounters"):
+        assert count(platform, t.AuditEntry, actor="dr-wang", what=what, outcome="allowed") == 1, what
     # a missing CSRF token writes nothing
     assert client.post("/clinic/scan", data={"qr_code": qr(client, platform)}).status_code == 403
     assert count(platform, t.CardUse, resident_id=rid) == 1

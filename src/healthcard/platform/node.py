@@ -76,7 +76,27 @@ class Swipe:
     card_number: str
     card_use_id: int
     grant: GrantInfo
-    summary: rec.SummaryView | None  # None: the caller's role reads no summary (a QR at the cashier)
+    summary: rec.SummaryView
+
+
+@dataclass(frozen=True)
+class Presence:
+    """The electronic health card shown at a desk: who, the card use, the presence grant."""
+
+    resident_id: str
+    card_number: str
+    card_use_id: int
+    grant: GrantInfo
+
+
+@dataclass(frozen=True)
+class Glance:
+    """The patient at a glance, as a clinic's clinician sees them after the swipe."""
+
+    person: PersonView
+    summary: rec.SummaryView
+    plan: list[DoseStatus]
+    visits: list[rec.EncounterView]
 
 
 @dataclass(frozen=True)
@@ -395,13 +415,14 @@ class Node:
                 ids[0], card_number, use_id, GrantInfo(actor.institution_code, grant.expires_at), summary
             )
 
-    def present_qr(self, actor: Actor, *, card_number: str, stage: str = "consultation") -> Swipe:
+    def present_qr(self, actor: Actor, *, card_number: str, stage: str = "consultation") -> Presence:
         """The resident showed their electronic health card (the dynamic QR code, already
         verified by the scanning page: :func:`healthcard.web.ehealth.verify`) to ``actor``, a
         staff member of an institution: the card use (terminal kind ``ehc-qr``, the current chip
         of the card), a presence grant of reason ``qr`` for the institution — the same tie a
         swipe gives — and the audit entry, carried by the QR.  A lost or cancelled card opens
-        nothing (its code is refused as its chip would be)."""
+        nothing (its code is refused as its chip would be).  The page then reads what the
+        desk may see (the clinician: :meth:`glance`)."""
         if actor.role not in (Role.CLINICIAN, Role.REGISTRATION, Role.CASHIER) or not actor.institution_code:
             raise PermissionDenied("a clinic's staff scan the electronic health card")
         if stage not in STAGES:
@@ -440,34 +461,43 @@ class Node:
                 card_use_id=use.id,
                 reason="qr",
             )
-            scanner = replace(actor, carrier=Carrier.QR)
             self.audit.record(
                 uow,
-                scanner,
+                replace(actor, carrier=Carrier.QR),
                 action="read",
                 what="presence",
                 why=f"e-health card QR {stage}",
                 resident_id=ids[0],
             )
-            summary = None
-            if actor.role == Role.CLINICIAN:
-                decision = self.access.check(
-                    uow, scanner, ids, Category.SUMMARY, what="summary", why=f"QR {stage}"
-                )
-                summary = self.records.summary(uow, ids, hidden=decision.hidden)
             uow.commit()
-            return Swipe(
-                ids[0],
-                card_number,
-                use.id,
-                GrantInfo(actor.institution_code, grant.expires_at),
-                summary,
-            )
+            return Presence(ids[0], card_number, use.id, GrantInfo(actor.institution_code, grant.expires_at))
 
     # --- reading the record --------------------------------------------------------------------
     def summary(self, actor: Actor, resident_id: str) -> rec.SummaryView:
         with self._record(actor, resident_id, Category.SUMMARY, what="summary") as (uow, ids, decision):
             return self.records.summary(uow, ids, hidden=decision.hidden)
+
+    def glance(self, actor: Actor, resident_id: str, *, visits: int = 20) -> Glance:
+        """The clinic console's "一目了然": the person, the summary, the vaccination plan and the
+        latest visits in one transaction — each category checked and audited as its own read
+        would be (the resident's "who looked" lists the four), the tie found by the first check
+        not looked up again by the next ones."""
+        with self.db.uow() as uow:
+            ids = self._ids(uow, resident_id)
+            first = self.access.check(uow, actor, ids, Category.DEMOGRAPHICS, what="person", why="glance")
+            known = frozenset({first.relationship})
+
+            def check(category: Category, what: str) -> Decision:
+                return self.access.check(uow, actor, ids, category, what=what, why="glance", known=known)
+
+            person = self.mpi.person(uow, ids[0])
+            summary = self.records.summary(uow, ids, hidden=check(Category.SUMMARY, "summary").hidden)
+            check(Category.IMMUNIZATION, "vaccination plan")
+            plan = self.immunizations.plan_for(uow, ids[0], local_date(self.clock))
+            hidden = check(Category.ENCOUNTERS, "encounters").hidden
+            found = self.records.encounters(uow, ids, hidden=hidden, limit=visits)
+            uow.commit()
+            return Glance(person, summary, plan, found)
 
     def archive(self, actor: Actor, resident_id: str) -> rec.ArchiveView | None:
         with self._record(actor, resident_id, Category.ARCHIVE, what="archive") as (uow, ids, _):
