@@ -60,7 +60,9 @@ def scan(http: TestClient, csrf: str, code: str) -> tuple[int, str, str]:
 def test_the_console_is_for_the_clinic_s_staff(platform: Platform, client: TestClient) -> None:
     assert client.get("/clinic").url.path == "/staff/login"  # anonymous
     staff_login(client, "admin")
-    assert client.get("/clinic").status_code == 403
+    refused = client.get("/clinic")
+    assert refused.status_code == 403
+    assert 'action="/staff/logout"' in refused.text and 'action="/portal/logout"' not in refused.text
     staff_login(client, "dr-wang")  # lands on the console
     page = client.get("/clinic")
     assert page.status_code == 200 and 'id="swipe"' in page.text

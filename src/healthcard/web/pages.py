@@ -97,6 +97,8 @@ def kiosk_agent_origin(url: str | None = None, default: str | None = None) -> st
 #: a kiosk's session ends after this long without a touch or a key (static/kiosk.js, web/kiosk.py)
 KIOSK_IDLE_SECONDS = 120
 
+#: the areas whose pages are staff's: their error pages keep the staff frame
+STAFF_AREAS = ("/admin", "/staff", "/clinic")
 #: where the static assets are served; their URLs carry ``?v=<version>`` (a new release: new URLs)
 STATIC = "/static"
 ASSET_VERSION = __version__
@@ -303,7 +305,16 @@ def error_page(request: Request, status: int, message: str, *, title: str = "") 
         422: "error.invalid",
         503: "error.unavailable",
     }.get(status, "error.server")
-    return render(request, "error.html", {"title_key": lang_title, "message": message}, status=status)
+    staff_area = request.url.path.startswith(STAFF_AREAS)
+    context = {
+        "title_key": lang_title,
+        "message": message,
+        "frame": "staff/base.html" if staff_area else "base.html",
+        "home": ("/clinic" if request.url.path.startswith("/clinic") else "/admin")
+        if staff_area
+        else "/portal",
+    }
+    return render(request, "error.html", context, status=status)
 
 
 async def _csrf_refused(request: Request) -> bool:
