@@ -282,6 +282,14 @@ def test_public_health_sees_coverage_and_the_due_count_of_its_area(staff: Staff)
     assert overdue > 0
     assert re.search(rf'id="overdue-count"[^>]*>{overdue}<', page)
     assert re.search(r'id="children-count">2<', page)
+    # the map: a row per county with children of schedule age, a column per vaccine
+    county_map = table(page, "coverage-map")
+    header, counties = county_map[0], county_map[1:]
+    bcg = header.index("卡介苗")
+    assert counties and all(len(row) == len(header) for row in counties)
+    given = [row[bcg] for row in counties if row[bcg] != "—"]
+    assert given and all(cell.endswith("%") for cell in given)
+    assert any(cell != "0%" for cell in given)  # the one BCG on record shows in its county
 
 
 def test_platform_shows_request_metrics_and_the_audit_verification(staff: Staff) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import Row, bindparam, func, insert, or_, select
 from healthcard.clock import Clock, local_date
 from healthcard.errors import HotListed, InvalidValue, NotAuthenticated, NotFound, PermissionDenied
 from healthcard.issuance.application import Application
+from healthcard.issuance.identity import area
 from healthcard.keys.certificates import TrustStore
 from healthcard.platform import records as rec
 from healthcard.platform.access import (
@@ -77,6 +78,24 @@ class Swipe:
     card_use_id: int
     grant: GrantInfo
     summary: rec.SummaryView
+
+
+@dataclass(frozen=True)
+class AreaCoverage:
+    """One county of the public-health map: its coverage by vaccine and dose."""
+
+    area_code: str
+    name: str
+    rows: tuple[CoverageRow, ...]
+
+    def by_vaccine(self) -> dict[str, float | None]:
+        """Vaccine → doses given / doses due over all its doses (None: no child old enough)."""
+        given: dict[str, int] = {}
+        eligible: dict[str, int] = {}
+        for r in self.rows:
+            given[r.vaccine] = given.get(r.vaccine, 0) + r.given
+            eligible[r.vaccine] = eligible.get(r.vaccine, 0) + r.eligible
+        return {v: (given[v] / eligible[v] if eligible[v] else None) for v in eligible}
 
 
 @dataclass(frozen=True)
@@ -762,6 +781,22 @@ class Node:
         self._area(actor, area_code)
         with self.db.uow() as uow:
             return self.immunizations.coverage(uow, area_code, today=local_date(self.clock))
+
+    def coverage_map(self, actor: Actor, area_code: str) -> list[AreaCoverage]:
+        """Coverage by vaccine in each county (GB/T 2260, 6 digits) of a city's area (4 digits)
+        that has children of schedule age: the public-health map.  Counts only; one transaction."""
+        self._area(actor, area_code)
+        if len(area_code) != 4:
+            raise InvalidValue("area_code", "the map is drawn for a city (4 digits): its counties")
+        counties = [a for a in (area(f"{area_code}{n:02d}") for n in range(1, 100)) if a is not None]
+        today = local_date(self.clock)
+        out = []
+        with self.db.uow() as uow:
+            for county in counties:
+                rows = self.immunizations.coverage(uow, county.code, today=today)
+                if any(r.eligible for r in rows):
+                    out.append(AreaCoverage(county.code, county.name, tuple(rows)))
+        return out
 
     # --- the resident's controls ---------------------------------------------------------------
     def break_glass(self, actor: Actor, resident_id: str, *, reason: str) -> GrantView:

@@ -146,6 +146,8 @@ def coverage(request: Request, actor: PublicHealthDep) -> Response:
     counts = {
         state: sum(1 for e in due if e.status.state is state) for state in (DoseState.DUE, DoseState.OVERDUE)
     }
+    counties = node.coverage_map(actor, area) if len(area) == 4 else []
+    vaccines = list(dict.fromkeys((r.vaccine, r.vaccine_name) for r in rows))
     return _page(
         request,
         actor,
@@ -158,6 +160,8 @@ def coverage(request: Request, actor: PublicHealthDep) -> Response:
             "due": counts[DoseState.DUE],
             "overdue": counts[DoseState.OVERDUE],
             "children": len({e.resident_id for e in due}),
+            "counties": [(c, c.by_vaccine()) for c in counties],
+            "vaccines": vaccines,
         },
     )
 
