@@ -11,6 +11,8 @@ is there.
                     this kiosk (its SAM, a terminal of kind ``kiosk``) and hands back the token →
     POST /kiosk/session   the token, checked (a RESIDENT carried by the CARD), becomes a new
                     session marked ``kiosk`` →
+    /kiosk/issue    自助发卡: an approved application's card made at the kiosk, with the PIN
+                    the resident chooses (browser → agent → platform; never this page's server)
     /kiosk/menu     big tiles to the portal's pages, which render in the kiosk's layout (base.html
                     switches on ``kiosk``): full screen, large targets, an "退卡" button, and
                     kiosk.js ends the session after :data:`IDLE_SECONDS` without a touch or when
@@ -85,6 +87,15 @@ def pin_pad(request: Request) -> Response:
     current = session_of(request)
     session = None if current is not None and current.kiosk and current.token is None else _kiosk_session()
     return render(request, "kiosk/pin.html", {}, session=session, agent=True)
+
+
+@router.get("/issue")
+def issue(request: Request) -> Response:
+    """自助发卡: the ID number and name the kiosk read off the ID card (typed, in the demo) and
+    the PIN chosen twice on the keypad.  Nothing of it is posted here: kiosk.js sends it to the
+    kiosk's reader agent (``POST /issue``), which asks the platform for the card over the kiosk's
+    SAM-authenticated session and dispenses it into the slot.  Any resident's session ends."""
+    return render(request, "kiosk/issue.html", {}, session=_kiosk_session(), agent=True)
 
 
 @router.post("/session")

@@ -118,6 +118,120 @@
     });
   }
 
+  // --- self-service issuance (自助发卡) ----------------------------------------------------------
+  // The ID number, the name and the PIN chosen twice go to the agent only (POST /issue); the
+  // agent asks the platform for the card over the kiosk's SAM session and dispenses it.
+  function issuePage() {
+    var form = document.getElementById("issue-form");
+    var idInput = document.getElementById("id_number");
+    var nameInput = document.getElementById("holder_name");
+    var pins = Array.prototype.slice.call(form.querySelectorAll("input[data-pin]"));
+    var active = pins[0];
+    var message = document.getElementById("issue-message");
+    var fields = { id_number: idInput, name: nameInput, pin: pins[0], pin_again: pins[1] };
+    var busy = false;
+
+    function clear() {
+      Object.keys(fields).forEach(function (key) {
+        document.getElementById(key + "-error").textContent = "";
+        fields[key].setAttribute("aria-invalid", "false");
+      });
+      message.textContent = "";
+    }
+    function resetPins() {
+      pins.forEach(function (input) { input.value = ""; });
+      active = pins[0];
+    }
+    function fail(key, text) {
+      if (fields[key]) {
+        document.getElementById(key + "-error").textContent = text;
+        fields[key].setAttribute("aria-invalid", "true");
+        (key === "pin_again" ? pins[0] : fields[key]).focus();  // both PINs are typed again
+      } else {
+        message.textContent = text;
+      }
+    }
+    Object.keys(fields).forEach(function (key) {  // an error goes when its field is edited
+      fields[key].addEventListener("input", function () {
+        document.getElementById(key + "-error").textContent = "";
+        fields[key].setAttribute("aria-invalid", "false");
+      });
+    });
+    pins.forEach(function (input) {
+      input.addEventListener("focus", function () { active = input; });
+      input.addEventListener("input", function () {
+        input.value = input.value.replace(/\D/g, "").slice(0, 6);
+      });
+    });
+    form.querySelectorAll("button[data-digit]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        if (active.value.length < 6) { active.value += button.getAttribute("data-digit"); }
+        if (active.value.length === 6 && active === pins[0]) { active = pins[1]; }
+      });
+    });
+    form.querySelector("button[data-key=clear]").addEventListener("click", function () {
+      active.value = "";
+      active.focus();
+    });
+    form.querySelector("button[data-key=back]").addEventListener("click", function () {
+      active.value = active.value.slice(0, -1);
+    });
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (busy) { return; }
+      clear();
+      var body = {
+        id_number: idInput.value.trim().toUpperCase(),
+        name: nameInput.value.trim(),
+        pin: pins[0].value,
+        pin_again: pins[1].value
+      };
+      var refused = !body.id_number ? ["id_number", "data-missing-id"]
+        : !body.name ? ["name", "data-missing-name"]
+        : !/^\d{6}$/.test(body.pin) ? ["pin", "data-short"]
+        : body.pin_again !== body.pin ? ["pin_again", "data-differ"] : null;
+      if (refused) {
+        resetPins();  // the PINs are typed again, both
+        fail(refused[0], form.getAttribute(refused[1]));
+        return;
+      }
+      busy = true;
+      message.textContent = form.getAttribute("data-working");
+      agent().call("/issue", body).then(function (answer) {
+        pins.forEach(function (input) { input.value = ""; });
+        document.getElementById("issue-entry").hidden = true;
+        var done = document.getElementById("issue-done");
+        var number = (answer.card && answer.card.card_number) || "";
+        var text = done.getAttribute(answer.dispensed ? "data-lead" : "data-not-dispensed");
+        document.getElementById("issue-done-lead").textContent = text.replace("{card}", number);
+        document.getElementById("issue-login").hidden = !answer.dispensed;
+        done.hidden = false;
+        done.setAttribute("tabindex", "-1");
+        done.focus();
+      }, function (error) {
+        busy = false;
+        message.textContent = "";
+        resetPins();
+        if (error.code === "not-found") {
+          fail("id_number", form.getAttribute("data-no-application"));
+        } else if (error.field === "name") {
+          fail("name", form.getAttribute("data-name-mismatch"));
+        } else if (error.field === "pin") {
+          fail("pin", form.getAttribute("data-short"));
+        } else if (error.field === "pin_again") {
+          fail("pin_again", form.getAttribute("data-differ"));
+        } else if (error.field === "id_number") {
+          fail("id_number", error.message);
+        } else if (error.code === "agent-unreachable") {
+          fail("", form.getAttribute("data-unreachable"));
+        } else {
+          fail("", form.getAttribute("data-failed").replace("{code}", error.code || ""));
+        }
+      });
+    });
+  }
+
   // --- a resident's page at the kiosk -----------------------------------------------------------
   function residentPage(idleSeconds) {
     var exit = document.getElementById("kiosk-exit");
@@ -152,6 +266,7 @@
     var session = body.getAttribute("data-kiosk-session");
     if (page === "attract") { attract(); }
     else if (page === "pin") { pinPad(); }
+    else if (page === "issue") { issuePage(); }
     else if (session) { residentPage(parseInt(session, 10) || 120); }
   }
 
