@@ -226,16 +226,10 @@ def open_visit(
 
 
 # --- the visit (the clinician) ----------------------------------------------------------------------
-def _catalog_drugs(request: Request, actor: Actor, resident_id: str) -> list[tuple[str, str]]:
-    """The drugs of the resident's pool catalog (a prescription from it is billed by its code);
-    none when the resident is not insured this year."""
-    node = node_of(request)
-    insured = node.settlement.insured(actor, resident_id) if actor.role == Role.CASHIER else None
-    pool = insured.pool if insured is not None and insured.pool else None
-    try:
-        items = node.settlement.catalog_items(pool or "demo")
-    except (NotFound, InvalidValue):
-        return []
+def _catalog_drugs(request: Request, actor: Actor) -> list[tuple[str, str]]:
+    """The drugs of the catalog of the institution's pool (a prescription from it is billed by
+    its code); none outside every pool."""
+    items = node_of(request).settlement.catalog_here(actor)
     return [(i.code, f"{i.name} ({i.unit})") for i in items if i.kind == "drug"]
 
 
@@ -246,7 +240,7 @@ def _visit_context(request: Request, actor: Actor, resident_id: str, encounter_i
         "visit": node.encounter(actor, resident_id, encounter_id),
         "card_number": _card_number(request, actor, resident_id),
         "routes": ROUTES,
-        "drugs": _catalog_drugs(request, actor, resident_id),
+        "drugs": _catalog_drugs(request, actor),
         "results": [],
         "q": "",
         "done": None,
@@ -386,7 +380,7 @@ def add_prescription(
     days: Annotated[str, Form(max_length=3)] = "",
 ) -> Response:
     def build() -> dict[str, Any]:
-        drugs = dict(_catalog_drugs(request, actor, resident_id))
+        drugs = dict(_catalog_drugs(request, actor))
         if drug_code not in drugs:
             raise InvalidValue("drug_code", "choose the drug from the catalog")
         if not dose.strip():

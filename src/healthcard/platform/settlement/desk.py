@@ -31,7 +31,7 @@ from healthcard.platform.desk import Desk
 from healthcard.platform.mpi import Mpi
 from healthcard.platform.settlement import office
 from healthcard.platform.settlement.catalog import Item
-from healthcard.platform.settlement.policy import Policy
+from healthcard.platform.settlement.policy import Policy, shipped_pools
 from healthcard.platform.settlement.service import (
     Bill,
     BillableVisit,
@@ -202,6 +202,21 @@ class SettlementDesk(Desk):
         since = self.clock.now() - dt.timedelta(days=days)
         with self._record(actor, resident_id, Action.READ, what="visits to bill") as (uow, ids):
             return self.service.billable(uow, ids, institution_code=institution, since=since)
+
+    def catalog_here(self, actor: Actor) -> list[Item]:
+        """The catalog of the pool whose areas hold the actor's institution (a clinician
+        prescribing from it: a drug the cashier then bills by its code); none outside every
+        pool of the year."""
+        if not actor.institution_code:
+            return []
+        year = local_date(self.clock).year
+        with self.db.uow() as uow:
+            where = uow.reference.institution(actor.institution_code)
+            area = where.area_code if where is not None else None
+        for pool in shipped_pools(year):
+            if self.service.pool_policy(pool, year).covers(area):
+                return self.catalog_items(pool, year)
+        return []
 
     def catalog_items(self, pool: str, year: int | None = None) -> list[Item]:
         """The pool's catalog of the year (drugs, services, materials with their class and price),

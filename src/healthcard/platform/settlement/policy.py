@@ -177,6 +177,13 @@ def parse_policy(data: Mapping[str, Any]) -> Policy:
     )
 
 
+def shipped_pools(year: int) -> list[str]:
+    """The pools with a shipped policy for ``year`` (``data/policies/<pool>-<year>.json``)."""
+    folder = resources.files("healthcard.platform").joinpath("data", "policies")
+    suffix = f"-{year}.json"
+    return sorted(p.name[: -len(suffix)] for p in folder.iterdir() if p.name.endswith(suffix))
+
+
 def load_policy(pool: str = "demo", year: int = 2026, path: Path | None = None) -> Policy:
     """The policy of ``pool`` for ``year`` from the shipped files, or the file at ``path``."""
     if path is not None:
