@@ -442,8 +442,20 @@ def allow_console_errors(page: Page, *fragments: str) -> None:
     page.allowed_console_errors = fragments  # type: ignore[attr-defined]
 
 
+#: the form controls of a page that no label names (a <label for>, a wrapping <label>,
+#: aria-label or aria-labelledby); hidden inputs and buttons (named by their text) aside
+UNLABELLED = """() => Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter(el => el.type !== 'hidden' && el.type !== 'submit' && el.type !== 'button')
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !(el.getAttribute('aria-labelledby') || '').split(' ').some(id => id && document.getElementById(id)))
+  .map(el => el.outerHTML.slice(0, 120))"""
+
+
 def screenshot(page: Page, name: str) -> Path:
-    """Save the page as ``artifacts/screenshots/<name>.png`` (and as the README's, when asked)."""
+    """Save the page as ``artifacts/screenshots/<name>.png`` (and as the README's, when asked) —
+    and check, on every page a browser test shows, that each form control has a label."""
+    unlabelled = page.evaluate(UNLABELLED)
+    assert not unlabelled, f"{name}: controls without a label: {unlabelled}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
