@@ -39,9 +39,10 @@ pcsc:
 hsm:
 	bash scripts/hsm-up.sh
 
-## test: everything — unit, then integration through PostgreSQL, a real pcscd + vpcd and SoftHSM2
+## test: everything — unit, then integration through PostgreSQL, NATS JetStream, a real pcscd + vpcd and SoftHSM2
 test: $(TSTAMP)
 	bash scripts/pg-up.sh
+	bash scripts/nats-up.sh
 	bash scripts/pcsc-up.sh
 	bash scripts/hsm-up.sh
 	bash scripts/browser-up.sh
@@ -56,6 +57,7 @@ check: $(TSTAMP)
 ## bench: swipe and throughput figures (see docs/benchmarks.md)
 bench: $(TSTAMP)
 	bash scripts/pg-up.sh
+	bash scripts/nats-up.sh
 	bash scripts/bench-up.sh
 	bash scripts/pcsc-up.sh
 	bash scripts/hsm-up.sh

@@ -13,6 +13,8 @@
     ├── HotListed                      a terminal refuses a card on the hot list (黑名单)
     ├── HotListError                   a hot list that cannot be loaded (wrong base version, format)
     ├── StorageError                   the database is unreachable or not at the current schema
+    ├── MessagingError                 the bus between platform nodes (NATS) is unreachable, refused a
+    │                                  message or did not acknowledge it in time
     ├── CryptoError                    a cryptographic check failed (opaque on purpose)
     ├── CardError                      the card answered with an error status word
     │   ├── FileNotFound               6A82
@@ -102,6 +104,12 @@ class HotListError(HealthCardError):
 class StorageError(HealthCardError):
     """The database cannot be reached, or its schema is not the current one (run
     ``healthcard db upgrade``)."""
+
+
+class MessagingError(HealthCardError):
+    """The message bus between platform nodes (NATS JetStream, or the in-process bus) could not
+    be reached, refused a message, or did not acknowledge it in time.  Nothing is lost: an
+    announcement stays in the outbox until the bus acknowledged it (healthcard.federation)."""
 
 
 class CryptoError(HealthCardError):

@@ -15,6 +15,9 @@
 ``HEALTHCARD_CARD_TRAY``       a folder: the web process's card centre pages personalise cards
                                into it (simulated chips, as ``healthcard issue``); unset: they
                                issue none (``healthcard serve --demo``: ``$DATA_DIR/cards``)
+``HEALTHCARD_NATS_URL``        the NATS server (JetStream) between platform nodes
+                               (``nats://127.0.0.1:4222``); unset: the in-process bus of the
+                               embedded default (healthcard.federation)
 =============================  ===============================================================
 """
 
@@ -39,6 +42,15 @@ def normalise_url(url: str) -> str:
     raise InvalidValue("HEALTHCARD_DATABASE_URL", f"{url!r}: a postgresql:// or sqlite:// URL")
 
 
+def _nats_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    url = url.strip()
+    if not url.startswith(("nats://", "tls://")):
+        raise InvalidValue("HEALTHCARD_NATS_URL", f"{url!r}: a nats:// or tls:// URL")
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
@@ -49,6 +61,7 @@ class Settings:
     token_secret: bytes | None = None
     trust: Path | None = None
     card_tray: Path | None = None
+    nats_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +90,7 @@ class Settings:
             token_secret=token_secret,
             trust=Path(trust) if trust else None,
             card_tray=Path(env["HEALTHCARD_CARD_TRAY"]) if env.get("HEALTHCARD_CARD_TRAY") else None,
+            nats_url=_nats_url(env.get("HEALTHCARD_NATS_URL") or None),
         )
 
     @property

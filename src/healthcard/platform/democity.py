@@ -1233,9 +1233,10 @@ def ensure(
         say("terminals registered (one SAM per institution)")
         opened = _health_accounts(app, batch_id, folder, seed)
         say(f"health accounts opened and topped up at {DEMO_BANK}: {opened}")
-        say(f"insured in the NCMS pool {NCMS_POOL} for {NCMS_YEAR}: {_enrol(app)}")
         if _kiosk(app, lambda: centre, folder, sealer, seed):
             say(f"self-service kiosk: a terminal, a card with PIN {KIOSK_PIN}, an approved application")
+        # after the kiosk's people: every resident insured, the applicant waiting for a card too
+        say(f"insured in the NCMS pool {NCMS_POOL} for {NCMS_YEAR}: {_enrol(app)}")
         _accounts(app, batch_id)
         say("accounts made")
         say(f"appointments: {_schedules(app.db, clock)} clinic sessions opened (today and the window)")

@@ -987,11 +987,52 @@ class BankTransfer(Base):
     txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
 
 
+# ==== federation: the transactional outbox and the consumers' inbox (healthcard.federation) =========
+#: outbox rows the relay has still to publish
+PENDING_OUTBOX = "published_at IS NULL"
+
+
+class OutboxMessage(Base):
+    """A message to another node, written in the same transaction as the change it announces,
+    published by the relay in ``id`` order and marked ``published_at`` once the bus
+    acknowledged it.  ``msg_id`` is the event's stable id: the bus and the consumers deduplicate
+    by it, so publishing a row twice (a crash between publish and mark) is harmless."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending",
+            "id",
+            sqlite_where=text(PENDING_OUTBOX),
+            postgresql_where=text(PENDING_OUTBOX),
+        ),
+    )
+    id: Mapped[int] = _big_id()
+    msg_id: Mapped[str] = mapped_column(String(128), unique=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # publishes tried (1 when all went well)
+
+
+class InboxEntry(Base):
+    """A message a consumer has processed: written in the same transaction as the consumer's
+    work, so a message delivered again (not acknowledged before a crash) finds it and is only
+    acknowledged."""
+
+    __tablename__ = "inbox"
+    consumer: Mapped[str] = mapped_column(String(60), primary_key=True)
+    msg_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    processed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 __all__ = [
     "LIVE_BOOKING",
     "LIVE_CARD",
     "LIVE_LINK",
     "OPEN_APPLICATION",
+    "PENDING_OUTBOX",
     "Account",
     "Accumulator",
     "Allergy",
@@ -1021,6 +1062,7 @@ __all__ = [
     "HotListVersion",
     "HouseholdLink",
     "ImmunizationDose",
+    "InboxEntry",
     "Institution",
     "LedgerEntry",
     "LedgerTransaction",
@@ -1029,6 +1071,7 @@ __all__ = [
     "Notification",
     "Observation",
     "Operator",
+    "OutboxMessage",
     "Prescription",
     "PresenceGrant",
     "Procedure",
