@@ -41,7 +41,7 @@ from healthcard.platform.access import Actor, Role
 from healthcard.platform.mpi import PersonView
 from healthcard.platform.settlement.service import Bill, LineIn
 from healthcard.web import ehealth
-from healthcard.web.pages import Outcome, attempt, is_htmx, node_of, page_router, redirect, render
+from healthcard.web.pages import Outcome, attempt, node_of, page_router, redirect, render
 from healthcard.web.portal import attention
 from healthcard.web.staff import LANDING, staff
 
@@ -528,8 +528,7 @@ def _settle(request: Request, actor: Actor, resident_id: str, encounter_id: int,
             "done": None,
         }
     )
-    template = "clinic/_bill_form.html" if is_htmx(request) else "clinic/bill.html"
-    return render(request, template, context, status=outcome.status, agent=True)
+    return render(request, "clinic/bill.html", context, status=outcome.status, agent=True)
 
 
 __all__ = ["router"]
