@@ -5,7 +5,7 @@ Run with ``make bench`` (or ``.venv/bin/python -m bench [--write docs/benchmarks
 median over repeats, and the comparisons that matter (in-process vs pcscd + vpcd, our SM4 vs
 ``openssl speed``, SQLite vs PostgreSQL) are measured in the same run.  The "## Keys" section
 lives in :mod:`bench.keys`, the "## Issuance" section in :mod:`bench.issuance`, the "## Platform"
-section in :mod:`bench.platform`.  With ``--only``,
+section in :mod:`bench.platform`, the "## Federation" section in :mod:`bench.federation`.  With ``--only``,
 ``--write`` replaces just that section of the page and keeps the others.
 """
 
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import made_by, median_seconds, visit
+from bench.federation import run_federation
 from bench.issuance import run_issuance
 from bench.keys import run_keys
 from bench.platform import run_platform
@@ -199,6 +200,7 @@ SECTIONS: dict[str, str] = {
     "platform": "## Platform",
     "settlement": "## Settlement and appointments",
     "web": "## Web",
+    "federation": "## Federation",
 }
 
 
@@ -249,6 +251,8 @@ def main() -> None:
         sections.append(run_settlement(command, args.quick))
     if args.only in (None, "web"):
         sections.append(run_web(command, args.quick))
+    if args.only in (None, "federation"):
+        sections.append(run_federation(command, args.quick))
     text = "\n".join(sections)
     sys.stdout.write(text)
     if args.write:
