@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from healthcard.card import image
-from healthcard.clock import Clock, SystemClock
+from healthcard.clock import SHANGHAI, Clock, SystemClock
 from healthcard.errors import InvalidValue
+from healthcard.federation.nodes import CityAnnouncer, NodeIdentity, NodeRole
 from healthcard.issuance.cardcentre import CardCentre
 from healthcard.issuance.chips import ChipSource, SimulatedChips
 from healthcard.issuance.keycentre import KeyCentre
@@ -23,8 +24,10 @@ from healthcard.keys.kek import DEFAULT_MODULE, Kek, open_kek
 from healthcard.keys.keystore import KeyStore
 from healthcard.platform.carddesk import CardDesk
 from healthcard.platform.node import Node
+from healthcard.platform.records import EncounterView
 from healthcard.settings import Settings
 from healthcard.storage.db import Database
+from healthcard.storage.uow import UnitOfWork
 
 
 @dataclass
@@ -38,6 +41,8 @@ class App:
     card_desk: CardDesk = field(repr=False, default=None)  # type: ignore[assignment]  # set by bootstrap
     #: where this process personalises cards (the card centre's pages): the card tray; None: none
     chips: Callable[[], ChipSource] | None = field(repr=False, default=None)
+    #: what this node is in the three-level platform (HEALTHCARD_NODE_ROLE / _CODE)
+    identity: NodeIdentity = field(default=NodeIdentity(NodeRole.CITY))
 
     def close(self) -> None:
         self.db.dispose()
@@ -82,10 +87,33 @@ def bootstrap(
     secret = settings.token_secret or secrets.token_bytes(32)
     node = Node(db, clock, token_secret=secret, trust=load_trust(settings))
     cards = CardCentre(db, clock, open_centre, card_data=node.card_data)
+    identity = NodeIdentity.of(settings.node_role, settings.node_code)
+    if identity.announces:
+        wire_city(identity, clock, cards, node)
     desk = CardDesk(
         cards, db, clock, access=node.access, audit=node.audit, mpi=node.mpi, terminals=node.terminals
     )
-    return App(settings, clock, db, cards, node, desk, chips or card_tray(settings))
+    return App(settings, clock, db, cards, node, desk, chips or card_tray(settings), identity)
+
+
+def wire_city(identity: NodeIdentity, clock: Clock, cards: CardCentre, node: Node) -> None:
+    """A city node with a code announces, in each change's own transaction, its card events and
+    its closed visits to its province (healthcard.federation.nodes)."""
+    assert identity.code is not None
+    announcer = CityAnnouncer(identity.code, clock)
+    cards.on_card_change = announcer.cards
+
+    def closed(uow: UnitOfWork, view: EncounterView) -> None:
+        announcer.record(
+            uow,
+            view.resident_id,
+            view.id,
+            kind=view.kind,
+            day=(view.ended_at or view.started_at).astimezone(SHANGHAI).date(),
+            institution_code=view.institution_code,
+        )
+
+    node.records.on_closed = closed
 
 
 def card_tray(settings: Settings) -> Callable[[], ChipSource] | None:

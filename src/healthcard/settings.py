@@ -18,6 +18,12 @@
 ``HEALTHCARD_NATS_URL``        the NATS server (JetStream) between platform nodes
                                (``nats://127.0.0.1:4222``); unset: the in-process bus of the
                                embedded default (healthcard.federation)
+``HEALTHCARD_NODE_ROLE``       what this node is in the three-level platform: ``city`` (the
+                               default), ``province`` or ``national`` (docs/federation.md)
+``HEALTHCARD_NODE_CODE``       which one: a city's 4-digit GB/T 2260 prefix (``4101``), a
+                               province's 2 digits (``41``), ``CN`` for the national node;
+                               unset on a city node: it announces nothing upward (the embedded
+                               default); required for a province or the national node
 =============================  ===============================================================
 """
 
@@ -51,6 +57,34 @@ def _nats_url(url: str | None) -> str | None:
     return url
 
 
+#: the roles of a node in the three-level platform (healthcard.federation.nodes)
+NODE_ROLES = ("city", "province", "national")
+
+
+def check_node(role: str, code: str | None) -> tuple[str, str | None]:
+    """(role, code) if they fit together: a city's code is 4 digits (GB/T 2260 province and city,
+    ``4101``) or absent, a province's 2 digits (``41``), the national node's ``CN``."""
+    role = role.strip().lower()
+    if role not in NODE_ROLES:
+        raise InvalidValue("HEALTHCARD_NODE_ROLE", f"{role!r}: city, province or national")
+    code = code.strip().upper() if code and code.strip() else None
+    if role == "national":
+        if code not in (None, "CN"):
+            raise InvalidValue("HEALTHCARD_NODE_CODE", f"{code!r}: the national node is CN")
+        return role, "CN"
+    digits = 4 if role == "city" else 2
+    if code is None:
+        if role == "province":
+            raise InvalidValue("HEALTHCARD_NODE_CODE", "a province node needs its 2-digit code (41)")
+        return role, None
+    if len(code) != digits or not code.isdigit() or not "11" <= code[:2] <= "82" or code[2:] == "00":
+        example = "4101" if role == "city" else "41"
+        raise InvalidValue(
+            "HEALTHCARD_NODE_CODE", f"{code!r}: a {role}'s {digits}-digit GB/T 2260 prefix ({example})"
+        )
+    return role, code
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
@@ -62,6 +96,8 @@ class Settings:
     trust: Path | None = None
     card_tray: Path | None = None
     nats_url: str | None = None
+    node_role: str = "city"
+    node_code: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +117,7 @@ class Settings:
             if len(token_secret) < 32:
                 raise InvalidValue("HEALTHCARD_TOKEN_SECRET", "at least 32 bytes (64 hex digits)")
         trust = env.get("HEALTHCARD_TRUST")
+        role, code = check_node(env.get("HEALTHCARD_NODE_ROLE") or "city", env.get("HEALTHCARD_NODE_CODE"))
         return cls(
             data_dir=Path(env.get("HEALTHCARD_DATA_DIR", "data")),
             database_url=normalise_url(url) if url else None,
@@ -91,6 +128,8 @@ class Settings:
             trust=Path(trust) if trust else None,
             card_tray=Path(env["HEALTHCARD_CARD_TRAY"]) if env.get("HEALTHCARD_CARD_TRAY") else None,
             nats_url=_nats_url(env.get("HEALTHCARD_NATS_URL") or None),
+            node_role=role,
+            node_code=code,
         )
 
     @property

@@ -24,7 +24,7 @@ from healthcard.card.personalise import CardContents
 from healthcard.card.profile import PROFILE_32K, PROFILES
 from healthcard.card.sam import SamOS
 from healthcard.card.sw import describe
-from healthcard.cli import bank, cardcentre, platform, scenario
+from healthcard.cli import bank, cardcentre, federation, platform, scenario
 from healthcard.cli.common import console, fail
 from healthcard.cli.keys import keys_app, sam_app
 from healthcard.cli.render import card_tables, print_tables
@@ -45,6 +45,7 @@ app.add_typer(sam_app, name="sam")
 cardcentre.register(app, card_app)
 platform.register(app)
 bank.register(app)
+federation.register(app)
 agent_cli.register(app)
 
 Passphrase = Annotated[

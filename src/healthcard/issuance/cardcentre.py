@@ -63,6 +63,8 @@ from healthcard.terminal import hotlist as hot
 LEASE = dt.timedelta(minutes=15)
 #: validity of a new card: DDF1/EF08 expiry = issue date + 10 years - 1 day
 VALIDITY_YEARS = 10
+#: a hook told of chips whose status changed (cards, the time), in the transaction of the change
+CardChange = Callable[[UnitOfWork, Sequence[t.Card], dt.datetime], None]
 #: the hot-list reason of each status that lists a chip
 LISTED_AS = {
     CardStatus.LOST: hot.HotListReason.LOST,
@@ -268,6 +270,10 @@ class CardCentre:
         self.lease = lease
         #: what a replacement chip carries, from the platform's records (wired by bootstrap)
         self.card_data = card_data
+        #: told of every status change of chips, in its transaction, after their history rows
+        #: are written: a city node announces them to its province (wired by bootstrap;
+        #: healthcard.federation.nodes.CityAnnouncer.cards).  None: nobody is told
+        self.on_card_change: CardChange | None = None
         #: who personalises: a crashed run is told from one in flight by this (host, process)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -818,6 +824,8 @@ class CardCentre:
                 )
             )
         uow.cards.add_events(events)
+        if self.on_card_change is not None:
+            self.on_card_change(uow, cards, now)
 
     def _void(self, card_id: int, operator_id: str, reason: str, *, listed: bool) -> bool:
         now = self.clock.now()
@@ -1041,6 +1049,8 @@ class CardCentre:
         before = card.status
         card.status, card.status_at = target.value, now
         uow.cards.add_events([_event_row(card, before, target, operator_id, reason, now)])
+        if self.on_card_change is not None:
+            self.on_card_change(uow, [card], now)
         if target in LISTED_AS and list_chip:
             self._list(uow, card, LISTED_AS[target], now)
         elif target is CardStatus.ACTIVE and before == CardStatus.LOST:

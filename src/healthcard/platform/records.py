@@ -40,7 +40,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -1014,6 +1014,10 @@ class Records:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        #: told of every visit closed here (closed by its clinician, or uploaded closed), in its
+        #: transaction: a city node announces the record pointer to its province (wired by
+        #: bootstrap; healthcard.federation.nodes.CityAnnouncer.record).  None: nobody is told
+        self.on_closed: Callable[[UnitOfWork, EncounterView], None] | None = None
 
     # --- the archive ----------------------------------------------------------------------------
     def archive(self, uow: UnitOfWork, resident_id: str) -> ArchiveView | None:
@@ -1251,7 +1255,10 @@ class Records:
         if slot is not None:
             encounter.card_slot = slot
         self._categorise(uow, resident_id, encounter)
-        return self.encounter(uow, [resident_id], encounter_id)
+        view = self.encounter(uow, [resident_id], encounter_id)
+        if self.on_closed is not None:
+            self.on_closed(uow, view)
+        return view
 
     def record_encounter(
         self, uow: UnitOfWork, resident_id: str, data: EncounterIn
@@ -1278,7 +1285,10 @@ class Records:
             if known is None:
                 raise
             return known, False
-        return self.encounter(uow, [resident_id], encounter.id), True
+        view = self.encounter(uow, [resident_id], encounter.id)
+        if self.on_closed is not None:
+            self.on_closed(uow, view)
+        return view, True
 
     def _uploaded(self, uow: UnitOfWork, resident_id: str, checked: _Checked) -> EncounterView | None:
         """The encounter already stored under this upload key, if it is this very upload."""

@@ -1027,6 +1027,55 @@ class InboxEntry(Base):
     processed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+# --- the indexes that flow upward (healthcard.federation.nodes; every node has the tables, a
+# province uses the first two, the national node the third) ----------------------------------------
+class ProvinceCard(Base):
+    """A province's MPI / card index: where each card number of the province lives — the home
+    city node and the resident id there — and its status.  ``version`` is the city's (the id of
+    the card's newest history row there): an older event never overwrites a newer one."""
+
+    __tablename__ = "province_cards"
+    card_number: Mapped[str] = mapped_column(String(18), primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(4), index=True)
+    resident_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RecordPointer(Base):
+    """A province's record locator: a closed visit of a person, and which city holds it (the
+    record stays there; only this pointer travels)."""
+
+    __tablename__ = "record_locator"
+    __table_args__ = (
+        UniqueConstraint("city_code", "encounter_id"),
+        Index("ix_record_locator_city_resident", "city_code", "resident_id"),
+    )
+    id: Mapped[int] = _big_id()
+    city_code: Mapped[str] = mapped_column(String(4))
+    encounter_id: Mapped[int] = mapped_column(BigInteger)
+    resident_id: Mapped[str] = mapped_column(String(32))
+    card_number: Mapped[str | None] = mapped_column(String(18), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    day: Mapped[dt.date] = mapped_column(Date)
+    institution_code: Mapped[str] = mapped_column(String(22))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class NationalCard(Base):
+    """The national card index: card number → home province and city, and its status (as the
+    province forwarded it, with the city's ``version``)."""
+
+    __tablename__ = "national_cards"
+    card_number: Mapped[str] = mapped_column(String(18), primary_key=True)
+    province: Mapped[str] = mapped_column(String(2), index=True)
+    city_code: Mapped[str] = mapped_column(String(4))
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 __all__ = [
     "LIVE_BOOKING",
     "LIVE_CARD",
@@ -1068,6 +1117,7 @@ __all__ = [
     "LedgerTransaction",
     "MatchCandidate",
     "MergeEvent",
+    "NationalCard",
     "Notification",
     "Observation",
     "Operator",
@@ -1075,6 +1125,8 @@ __all__ = [
     "Prescription",
     "PresenceGrant",
     "Procedure",
+    "ProvinceCard",
+    "RecordPointer",
     "Resident",
     "ResidentIdentifier",
     "ScheduleException",
