@@ -353,7 +353,11 @@ class NatsBus:
                 task = loop.create_task(answer(msg))
                 task.add_done_callback(_swallow)
 
-        return await nc.subscribe(self._out(subject), queue=queue or "", cb=on_request)
+        sub = await nc.subscribe(self._out(subject), queue=queue or "", cb=on_request)
+        # a round trip to the server: the subscription is registered there before serve()
+        # returns, so a request from another connection right after finds its responder
+        await nc.flush()
+        return sub
 
     # --- the end -------------------------------------------------------------------------------
     def close(self) -> None:
