@@ -42,6 +42,7 @@ from healthcard.errors import (
     HealthCardError,
     InvalidValue,
     NotAuthenticated,
+    PermissionDenied,
 )
 from healthcard.platform.access import Actor, Role
 from healthcard.platform.node import Node
@@ -416,6 +417,67 @@ def attempt(request: Request, action: Callable[[], T], *, fields: Collection[str
         return Outcome(errors={"_form": message or str(exc)}, status=status if status != 500 else 400)
 
 
+@dataclass(frozen=True)
+class LoginForm:
+    """A password login page: the portal's (residents) or the staff's (every staff role)."""
+
+    template: str
+    username_hint: str  # the message of an empty username field
+    wrong: str  # the message of a wrong username or password (the page shows ``refused_key``)
+    refused_key: str  # the catalog's words for it, in the page's language
+    admits: Callable[[Actor], bool]
+    outsider: str  # the refusal of an account this page does not admit
+    default_next: str  # the ``next`` of the form when none is asked for
+    normalise: Callable[[str], str] = str.strip  # the username as typed → the account's name
+
+
+def password_login(
+    request: Request,
+    form: LoginForm,
+    *,
+    username: str,
+    password: str,
+    next: str,
+    landing: Callable[[Actor], str],
+) -> Response:
+    """Log in through ``form``: the node's audited ``login``, field-named refusals shown on the
+    page again (401 for a wrong password), and on success a **new session** — a new id and a
+    new CSRF token, whatever session came before is dropped — then ``next`` (a path of this
+    site) or ``landing(actor)``."""
+    node = node_of(request)
+
+    def action() -> Actor:
+        if not username.strip():
+            raise InvalidValue("username", form.username_hint)
+        if not password:
+            raise InvalidValue("password", "your password")
+        try:
+            actor = node.login(form.normalise(username), password)
+        except NotAuthenticated:
+            raise InvalidValue("password", form.wrong) from None
+        if not form.admits(actor):
+            raise PermissionDenied(form.outsider)
+        return actor
+
+    outcome = attempt(request, action, fields=("username", "password"))
+    if outcome.result is None:
+        if "password" in outcome.errors and outcome.status == 422:
+            outcome.errors["password"] = i18n.Translator(lang_of(request))(form.refused_key)
+        context = {
+            "next": safe_next(next, form.default_next),
+            "expired": False,
+            "values": {"username": username},
+            "errors": outcome.errors,
+        }
+        return render(
+            request, form.template, context, status=401 if "password" in outcome.errors else outcome.status
+        )
+    token = request.app.state.tokens.issue(outcome.result, node.clock.now())
+    response = redirect(request, safe_next(next, landing(outcome.result)))
+    sessions_of(request).save(request, response, Session.fresh(token.access_token))
+    return response
+
+
 def install(api: FastAPI) -> None:
     """Chain the app's 404/405 handler: an HTML page for a browser on a page's path, the API's
     JSON problem for everything else."""
@@ -440,6 +502,7 @@ def install(api: FastAPI) -> None:
 __all__ = [
     "AGENT_URL",
     "STATIC",
+    "LoginForm",
     "LoginRequired",
     "Outcome",
     "PageRoute",
@@ -456,6 +519,7 @@ __all__ = [
     "node_of",
     "own_resident",
     "page_router",
+    "password_login",
     "redirect",
     "render",
     "safe_next",

@@ -19,13 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from healthcard.clock import SHANGHAI
-from healthcard.errors import InvalidValue, NotAuthenticated, NotFound, PermissionDenied
+from healthcard.errors import InvalidValue, NotFound
 from healthcard.platform.access import Actor, Role, Sensitivity
 from healthcard.platform.appointments import SessionView
 from healthcard.platform.household import DependantVaccinations
 from healthcard.platform.immunization import DoseState, DoseStatus
 from healthcard.web import ehealth, i18n
 from healthcard.web.pages import (
+    LoginForm,
     ResidentDep,
     attempt,
     is_htmx,
@@ -33,12 +34,13 @@ from healthcard.web.pages import (
     node_of,
     own_resident,
     page_router,
+    password_login,
     redirect,
     render,
     safe_next,
     sessions_of,
 )
-from healthcard.web.session import LANG_COOKIE, Session
+from healthcard.web.session import LANG_COOKIE
 
 router = page_router("/portal")
 
@@ -68,6 +70,19 @@ def login_page(
     )
 
 
+#: the portal's login: residents only
+LOGIN = LoginForm(
+    template="portal/login.html",
+    username_hint="your ID number (the number on your card)",
+    wrong="the ID number or the password is wrong",
+    refused_key="login.refused",
+    admits=lambda actor: actor.role == Role.RESIDENT,
+    outsider="the portal is for residents; staff use their own console",
+    default_next="/portal",
+    normalise=lambda typed: _id_number(typed),
+)
+
+
 @router.post("/login")
 def login(
     request: Request,
@@ -75,37 +90,9 @@ def login(
     password: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=300)] = "/portal",
 ) -> Response:
-    node = node_of(request)
-
-    def action() -> Actor:
-        if not username.strip():
-            raise InvalidValue("username", "your ID number (the number on your card)")
-        if not password:
-            raise InvalidValue("password", "your password")
-        try:
-            actor = node.login(_id_number(username), password)
-        except NotAuthenticated:
-            raise InvalidValue("password", "the ID number or the password is wrong") from None
-        if actor.role != Role.RESIDENT:
-            raise PermissionDenied("the portal is for residents; staff use their own console")
-        return actor
-
-    outcome = attempt(request, action, fields=("username", "password"))
-    if outcome.result is None:
-        context = {"next": safe_next(next), "expired": False, "values": {"username": username}}
-        if "password" in outcome.errors and outcome.status == 422:
-            outcome.errors["password"] = i18n.Translator(lang_of(request))("login.refused")
-        return render(
-            request,
-            "portal/login.html",
-            {**context, "errors": outcome.errors},
-            status=401 if "password" in outcome.errors else outcome.status,
-        )
-    token = request.app.state.tokens.issue(outcome.result, node.clock.now())
-    # a new session: a new id and a new CSRF token (whatever session came before is dropped)
-    response = redirect(request, safe_next(next))
-    sessions_of(request).save(request, response, Session.fresh(token.access_token))
-    return response
+    return password_login(
+        request, LOGIN, username=username, password=password, next=next, landing=lambda _: "/portal"
+    )
 
 
 def _id_number(username: str) -> str:

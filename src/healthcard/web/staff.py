@@ -24,22 +24,19 @@ from fastapi import Depends, Form, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from healthcard.errors import InvalidValue, NotAuthenticated, PermissionDenied
+from healthcard.errors import PermissionDenied
 from healthcard.platform.access import Actor, Role
-from healthcard.web import i18n
 from healthcard.web.pages import (
+    LoginForm,
     LoginRequired,
     actor_of,
-    attempt,
-    lang_of,
-    node_of,
     page_router,
+    password_login,
     redirect,
     render,
     safe_next,
     sessions_of,
 )
-from healthcard.web.session import Session
 
 router = page_router("/staff")
 
@@ -91,6 +88,18 @@ def login_page(
     )
 
 
+#: the staff login: every staff role
+LOGIN_FORM = LoginForm(
+    template="staff/login.html",
+    username_hint="your username",
+    wrong="the username or the password is wrong",
+    refused_key="staff.login.refused",
+    admits=lambda actor: actor.role in STAFF_ROLES,
+    outsider="staff login: residents log in at the portal",
+    default_next="",
+)
+
+
 @router.post("/login")
 def login(
     request: Request,
@@ -98,41 +107,14 @@ def login(
     password: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
-    node = node_of(request)
-
-    def action() -> Actor:
-        if not username.strip():
-            raise InvalidValue("username", "your username")
-        if not password:
-            raise InvalidValue("password", "your password")
-        try:
-            actor = node.login(username.strip(), password)
-        except NotAuthenticated:
-            raise InvalidValue("password", "the username or the password is wrong") from None
-        if actor.role not in STAFF_ROLES:
-            raise PermissionDenied("staff login: residents log in at the portal")
-        return actor
-
-    outcome = attempt(request, action, fields=("username", "password"))
-    if outcome.result is None:
-        if "password" in outcome.errors and outcome.status == 422:
-            outcome.errors["password"] = i18n.Translator(lang_of(request))("staff.login.refused")
-        return render(
-            request,
-            "staff/login.html",
-            {
-                "next": safe_next(next, ""),
-                "expired": False,
-                "values": {"username": username},
-                "errors": outcome.errors,
-            },
-            status=401 if "password" in outcome.errors else outcome.status,
-        )
-    token = request.app.state.tokens.issue(outcome.result, node.clock.now())
-    # a new session: a new id and a new CSRF token (whatever session came before is dropped)
-    response = redirect(request, safe_next(next, landing(outcome.result.role)))
-    sessions_of(request).save(request, response, Session.fresh(token.access_token))
-    return response
+    return password_login(
+        request,
+        LOGIN_FORM,
+        username=username,
+        password=password,
+        next=next,
+        landing=lambda actor: landing(actor.role),
+    )
 
 
 @router.post("/logout")
