@@ -38,7 +38,7 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
@@ -201,40 +201,48 @@ def _field(payload: Any, name: str, kind: type, *, optional: bool = False) -> An
     return value
 
 
+#: the two card indexes: the province's and the nation's
+_Index = TypeVar("_Index", t.ProvinceCard, t.NationalCard)
+
+
+def _apply_card(
+    uow: UnitOfWork,
+    table: type[_Index],
+    number: str,
+    version: int,
+    values: dict[str, Any],
+) -> tuple[bool, str | None]:
+    """Put a card's event into an index (``table``, keyed by card number) when it is newer than
+    what the index holds for the same home city: (changed, the home city it had before)."""
+    row = uow.session.get(table, number, with_for_update=True)
+    if row is None:
+        uow.session.add(table(card_number=number, version=version, **values))
+        uow.session.flush()
+        return True, None
+    if row.city_code == values["city_code"] and row.version >= version:
+        return False, row.city_code
+    before = row.city_code
+    for name, value in {**values, "version": version}.items():
+        setattr(row, name, value)
+    return True, before
+
+
 def apply_province_card(uow: UnitOfWork, city: str, payload: Any, now: dt.datetime) -> bool:
     """Put a city's card event into the province's index: True when it changed the index (a
     newer version), False for an older or repeated one."""
     number = _field(payload, "card", str)
     version = _field(payload, "version", int)
-    status = _field(payload, "status", str)
-    resident = _field(payload, "resident", str)
-    row = uow.session.get(t.ProvinceCard, number, with_for_update=True)
-    if row is None:
-        uow.session.add(
-            t.ProvinceCard(
-                card_number=number,
-                city_code=city,
-                resident_id=resident,
-                status=status,
-                version=version,
-                updated_at=now,
-            )
-        )
-        uow.session.flush()
-        return True
-    if row.city_code == city and row.version >= version:
-        return False
-    if row.city_code != city:
+    values = {
+        "city_code": city,
+        "resident_id": _field(payload, "resident", str),
+        "status": _field(payload, "status", str),
+        "updated_at": now,
+    }
+    changed, before = _apply_card(uow, t.ProvinceCard, number, version, values)
+    if changed and before is not None and before != city:
         # versions of two cities do not compare; a number moves only with its person (not yet)
-        log.warning("card index: card of city %s announced by city %s: taken", row.city_code, city)
-    row.city_code, row.resident_id, row.status, row.version, row.updated_at = (
-        city,
-        resident,
-        status,
-        version,
-        now,
-    )
-    return True
+        log.warning("card index: card of city %s announced by city %s: taken", before, city)
+    return changed
 
 
 def apply_record_pointer(uow: UnitOfWork, city: str, payload: Any, now: dt.datetime) -> bool:
@@ -270,32 +278,13 @@ def apply_national_card(uow: UnitOfWork, province: str, payload: Any, now: dt.da
     """Put a province's forwarded card change into the national index (newer versions only)."""
     number = _field(payload, "card", str)
     version = _field(payload, "version", int)
-    status = _field(payload, "status", str)
-    city = _field(payload, "city", str)
-    row = uow.session.get(t.NationalCard, number, with_for_update=True)
-    if row is None:
-        uow.session.add(
-            t.NationalCard(
-                card_number=number,
-                province=province,
-                city_code=city,
-                status=status,
-                version=version,
-                updated_at=now,
-            )
-        )
-        uow.session.flush()
-        return True
-    if row.city_code == city and row.version >= version:
-        return False
-    row.province, row.city_code, row.status, row.version, row.updated_at = (
-        province,
-        city,
-        status,
-        version,
-        now,
-    )
-    return True
+    values = {
+        "province": province,
+        "city_code": _field(payload, "city", str),
+        "status": _field(payload, "status", str),
+        "updated_at": now,
+    }
+    return _apply_card(uow, t.NationalCard, number, version, values)[0]
 
 
 def province_handler(province: str, clock: Clock) -> InboxHandler:
