@@ -43,7 +43,7 @@ def cli(runner: CliRunner, *args: str, code: int = 0) -> str:
 
 
 def setup_centre(run: CliRunner) -> None:
-    assert "empty → 0007" in cli(run, "db", "upgrade")
+    assert "empty → 0010" in cli(run, "db", "upgrade")
     assert "up to date" in cli(run, "db", "status")
     cli(run, "keys", "ceremony", "--components", "2")
     cli(run, "keys", "derive-province", "--province", "41")

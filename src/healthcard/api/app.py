@@ -34,7 +34,7 @@ from healthcard.api.routes import (
     uploads,
 )
 from healthcard.api.tokens import Tokens
-from healthcard.bootstrap import App, bootstrap, kek_from_environment
+from healthcard.bootstrap import App, bootstrap, federation_runner, kek_from_environment
 from healthcard.settings import Settings
 
 DESCRIPTION = """\
@@ -63,11 +63,24 @@ def create_app(
     threads: int = ROUTE_THREADS,
     agent_url: str | None = None,
     kiosk_agent_url: str | None = None,
+    federation: bool = False,
 ) -> FastAPI:
+    """``federation``: run the node's messaging while the app runs (its relay, consumers and
+    answers to other nodes — :func:`~healthcard.bootstrap.federation_runner`; a node without a
+    code has none).  Each worker runs its own: a second relay only repeats publishes that the
+    bus stores once, and the consumers of one durable name share the messages."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-        yield
+        runner = federation_runner(app) if federation else None
+        if runner is not None:
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                await anyio.to_thread.run_sync(runner.stop)
 
     api = FastAPI(
         lifespan=lifespan,
@@ -118,4 +131,4 @@ def from_environment() -> FastAPI:
     """uvicorn factory (``healthcard.api.app:from_environment``)."""
     settings = Settings.from_env()
     # the key store opens from the environment when the card centre's pages first need a key
-    return create_app(bootstrap(settings, kek=kek_from_environment(settings)))
+    return create_app(bootstrap(settings, kek=kek_from_environment(settings)), federation=True)

@@ -27,6 +27,9 @@ TABLE: tuple[tuple[type[e.HealthCardError], int, str], ...] = (
     (e.TransitionRefused, 409, "conflict"),
     (e.CertificateError, 422, "certificate"),
     (e.StorageError, 503, "unavailable"),
+    # another platform node (a cross-region card's home) cannot be reached: try again, or work
+    # from the card alone
+    (e.MessagingError, 503, "node-unavailable"),
 )
 
 

@@ -22,7 +22,10 @@ from healthcard.agent.cli import AgentThread, build_agent
 from healthcard.bootstrap import bootstrap
 from healthcard.card import image
 from healthcard.cli.common import console, fail
+from healthcard.cli.federation import embedded_node
+from healthcard.clock import SystemClock
 from healthcard.errors import HealthCardError, InvalidValue
+from healthcard.federation.nodes import FederationRunner, resync_city
 from healthcard.platform import democity
 from healthcard.platform.democity import Logins
 from healthcard.platform.node import Node
@@ -50,6 +53,9 @@ def serve(
     """Serve the platform API (OpenAPI at /docs, FHIR under /fhir)."""
     import uvicorn
 
+    if demo and not os.environ.get("HEALTHCARD_NODE_ROLE") and not os.environ.get("HEALTHCARD_NODE_CODE"):
+        # the demo city is Zhengzhou's node: its cards and visits flow up to Henan and the nation
+        os.environ["HEALTHCARD_NODE_CODE"] = DEMO_CITY
     if not os.environ.get("HEALTHCARD_TOKEN_SECRET"):
         # the workers inherit it: every worker accepts every other's tokens; nothing on disk
         os.environ["HEALTHCARD_TOKEN_SECRET"] = secrets.token_hex(32)
@@ -70,6 +76,13 @@ def serve(
                 os.environ.setdefault("HEALTHCARD_KEYSTORE_PASSPHRASE", image.DEMO_PASSPHRASE)
     except HealthCardError as exc:
         raise fail(exc) from None
+    nodes = _embedded_nodes(settings) if demo and workers == 1 else []
+    if nodes:  # cards seeded before the node had a code are announced now (once)
+        city = Database(settings.db_url)
+        try:
+            resync_city(city, str(settings.node_code), SystemClock())
+        finally:
+            city.dispose()
     agents: list[AgentThread] = []
     if demo and agent and logins is not None:
         if workers > 1:
@@ -95,6 +108,37 @@ def serve(
     finally:
         for served in agents:
             served.stop()
+        for runner in nodes:
+            runner.stop()
+            runner.db.dispose()
+
+
+#: the demo city's node code (Zhengzhou); its province is Henan (41)
+DEMO_CITY = "4101"
+
+
+def _embedded_nodes(settings: Settings) -> list[FederationRunner]:
+    """The embedded default's other two levels, in this process over its in-process bus: the
+    demo city's province (41) and the national node, each with its own SQLite database in the
+    data directory (``nodes/province-41.db``, ``nodes/national.db``).  With
+    ``HEALTHCARD_NATS_URL`` they are separate processes (``healthcard federation run``)."""
+    if settings.nats_url or settings.node_role != "city" or not settings.node_code:
+        return []
+    folder = settings.data_dir / "nodes"
+    folder.mkdir(parents=True, exist_ok=True)
+    province = settings.node_code[:2]
+    runners = [
+        embedded_node(f"sqlite:///{folder / f'province-{province}.db'}", "province", province),
+        embedded_node(f"sqlite:///{folder / 'national.db'}", "national", "CN"),
+    ]
+    for runner in runners:
+        runner.start()
+    console.print(
+        f"federation: city {settings.node_code} → province {province} → nation, in this process "
+        f"(databases in {folder})",
+        highlight=False,
+    )
+    return runners
 
 
 def _platform_url(host: str, port: int) -> str:

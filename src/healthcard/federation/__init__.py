@@ -15,6 +15,8 @@ none → :class:`InProcessBus`).
 
 from __future__ import annotations
 
+import threading
+
 from healthcard.federation.bus import (
     DOWN,
     STREAMS,
@@ -46,16 +48,26 @@ from healthcard.federation.outbox import (
     prune_outbox,
 )
 
+#: the one in-process bus of this process, by namespace (:func:`open_bus` without a NATS URL)
+_PROCESS_BUSES: dict[str, InProcessBus] = {}
+_PROCESS_LOCK = threading.Lock()
+
 
 def open_bus(nats_url: str | None, *, namespace: str = "") -> Bus:
     """The bus of a node: NATS JetStream at ``nats_url`` (``HEALTHCARD_NATS_URL``), or the
-    in-process bus when there is none (the embedded default).  The streams are ensured on first
-    use by whoever publishes or consumes (``bus.ensure_streams()``)."""
+    in-process bus when there is none (the embedded default).  The in-process bus is one per
+    process (and namespace), so the city, province and national nodes that ``make run`` starts
+    in one process talk over the same bus.  The streams are ensured on first use by whoever
+    publishes or consumes (``bus.ensure_streams()``)."""
     if nats_url:
         from healthcard.federation.natsbus import NatsBus  # nats-py only where NATS is used
 
         return NatsBus(nats_url, namespace=namespace)
-    return InProcessBus(namespace=namespace)
+    with _PROCESS_LOCK:
+        bus = _PROCESS_BUSES.get(namespace)
+        if bus is None or bus.closed:
+            bus = _PROCESS_BUSES[namespace] = InProcessBus(namespace=namespace)
+        return bus
 
 
 __all__ = [
