@@ -13,6 +13,12 @@ figures per database, each the median of several rounds:
   (its web workers' requests), while the relay and the consumer run; the clock runs from the first commit to the last message recorded — what a node
   sees end to end, bounded by its own commit rate (shown beside it).
 
+And the **hot list flowing down** (:func:`hotlist_propagation`): seven nodes with databases of
+their own — a reporting city, three receiving cities, two provinces, the nation — their
+runners (:class:`FederationRunner`) started as threads; a card reported lost at the city, one at a time,
+and the time from that commit until every receiving city holds the chip in ``federated_hotlist``
+(6 hops: city relay → province → its relay → nation → its relay → the cities).
+
 Run only this section with ``.venv/bin/python -m bench --only federation [--quick]``.
 """
 
@@ -34,9 +40,13 @@ from pathlib import Path
 
 from bench.common import made_by
 from bench.issuance import postgres_problem, scratch_postgres
+from bench.regions import regions_lines
 from healthcard.clock import SystemClock
 from healthcard.federation import Announcement, InboxConsumer, Relay, announce, message_id
+from healthcard.federation.hotlist import hotlist_subject
 from healthcard.federation.natsbus import DEFAULT_NATS_URL, NatsBus
+from healthcard.federation.nodes import FederationRunner, NodeIdentity, city_subject
+from healthcard.storage import tables as t
 from healthcard.storage.db import Database
 from healthcard.storage.uow import UnitOfWork
 
@@ -176,6 +186,102 @@ def measure(kind: str, url: str, rounds: int, n: int, log: Callable[[str], None]
     return out
 
 
+#: the nodes of the hot-list measurement: the city that reports, the cities that must learn of it
+REPORTER, RECEIVERS, PROVINCES = "4101", ("4102", "4401", "4406"), ("41", "44")
+POLL = 0.005  # seconds between two looks at the receiving cities' databases
+
+
+def hotlist_propagation(kind: str, url: str, samples: int, log: Callable[[str], None]) -> list[float]:
+    """Seconds from the commit of each of ``samples`` lost reports at :data:`REPORTER` until every
+    city of :data:`RECEIVERS` has the chip in ``federated_hotlist`` (runners as threads)."""
+    ns = f"bench{os.getpid()}x{secrets.token_hex(3)}"
+    nodes = [NodeIdentity.of("city", c) for c in (REPORTER, *RECEIVERS)]
+    nodes += [NodeIdentity.of("province", p) for p in PROVINCES] + [NodeIdentity.of("national", "CN")]
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        dbs = []
+        for node in nodes:
+            if kind == "SQLite":
+                db_url = f"sqlite:///{Path(tmp) / f'{node.code}.db'}"
+            else:
+                db_url = stack.enter_context(scratch_postgres())
+            db = Database(db_url)
+            db.upgrade()
+            stack.callback(db.dispose)
+            dbs.append(db)
+        buses = [NatsBus(url, namespace=ns) for _ in nodes]  # a connection per node, as deployed
+        for bus in buses:
+            stack.callback(bus.close)
+        stack.callback(lambda: buses[0].delete_streams())
+        runners = [
+            FederationRunner(db, bus, CLOCK, node) for db, bus, node in zip(dbs, buses, nodes, strict=True)
+        ]
+        for runner in runners:
+            runner.start()
+            stack.callback(runner.stop)
+        reporter, receivers = dbs[0], dbs[1 : 1 + len(RECEIVERS)]
+        seconds = []
+        for i in range(samples):
+            card, chip = f"41010219900101{i:04d}", f"0081866B{i:08X}"
+            with reporter.uow() as uow:  # what the card centre's report_lost announces
+                payload = {
+                    "card": card,
+                    "resident": f"r-{i}",
+                    "chip": chip,
+                    "status": "LOST",
+                    "version": 1_000 + i,
+                    "city": REPORTER,
+                    "at": CLOCK.now().isoformat(),
+                }
+                announce(
+                    uow, city_subject(REPORTER, "card"), payload, message_id("card", ns, i), at=CLOCK.now()
+                )
+                uow.commit()
+            start, waiting = time.perf_counter(), list(receivers)
+            while waiting:
+                time.sleep(POLL)
+                for db in list(waiting):
+                    with db.session() as session:
+                        if session.get(t.FederatedHotListEntry, chip) is not None:
+                            waiting.remove(db)
+                if time.perf_counter() - start > 30:
+                    raise RuntimeError(f"lost report {i} not at every city after 30 s")
+            seconds.append(time.perf_counter() - start)
+        log(
+            f"hot list {kind}: {samples} reports, median {statistics.median(seconds) * 1e3:,.0f} ms, "
+            f"p99 {percentile(seconds, 0.99) * 1e3:,.0f} ms, max {max(seconds) * 1e3:,.0f} ms"
+        )
+        return seconds
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def hotlist_lines(url: str, quick: bool, log: Callable[[str], None]) -> list[str]:
+    samples = 30 if quick else 200
+    lines = [
+        f"Hot list flowing down (`{hotlist_subject('<province>')}`): a card reported lost at city {REPORTER}, "
+        f"until all of {', '.join(RECEIVERS)} hold its chip — 6 hops (city relay → province {PROVINCES[0]} → "
+        "its relay → nation → its relay → the cities' consumers), seven nodes each with its own database "
+        f"and NATS connection, their runners as threads; {samples} reports one at a time, the cities' "
+        f"databases looked at every {POLL * 1e3:.0f} ms.",
+        "",
+        "| database | reports | median | p99 | max | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind in ("PostgreSQL", "SQLite"):
+        if kind == "PostgreSQL" and (pg := postgres_problem()) is not None:
+            lines.append(f"| PostgreSQL | not measured: {pg} | | | | |")
+            continue
+        s = hotlist_propagation(kind, url, samples, log)
+        lines.append(
+            f"| {kind} | {len(s)} | {statistics.median(s) * 1e3:,.0f} ms | {percentile(s, 0.99) * 1e3:,.0f} ms "
+            f"| {max(s) * 1e3:,.0f} ms | ≤ 2,000 ms |"
+        )
+    return [*lines, ""]
+
+
 def run_federation(command: str, quick: bool) -> str:
     rounds, n = (3, 1_000) if quick else (5, 5_000)
     url = nats_url()
@@ -216,4 +322,6 @@ def run_federation(command: str, quick: bool) -> str:
         "commit rate: one transaction per announcement, as a use case writes it.",
         "",
     ]
+    lines += hotlist_lines(url, quick, log)
+    lines += regions_lines(url, quick, log)
     return "\n".join(lines) + "\n"

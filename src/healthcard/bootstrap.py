@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from healthcard.card import image
 from healthcard.clock import SHANGHAI, Clock, SystemClock
 from healthcard.errors import InvalidValue
-from healthcard.federation.nodes import CityAnnouncer, NodeIdentity, NodeRole
+from healthcard.federation import Bus, open_bus
+from healthcard.federation.nodes import CityAnnouncer, FederationRunner, NodeIdentity, NodeRole
+from healthcard.federation.queries import Answer
+from healthcard.federation.regions import wire_regions
+from healthcard.federation.settlement import wire_settlement
 from healthcard.issuance.cardcentre import CardCentre
 from healthcard.issuance.chips import ChipSource, SimulatedChips
 from healthcard.issuance.keycentre import KeyCentre
@@ -43,6 +47,12 @@ class App:
     chips: Callable[[], ChipSource] | None = field(repr=False, default=None)
     #: what this node is in the three-level platform (HEALTHCARD_NODE_ROLE / _CODE)
     identity: NodeIdentity = field(default=NodeIdentity(NodeRole.CITY))
+    #: the bus to the other nodes (a node with a code); None: a lone city (the embedded default
+    #: without a code), which announces and asks nothing
+    bus: Bus | None = field(repr=False, default=None)
+    #: the questions this node answers other nodes (q.<code>.<name>), added by the wiring of each
+    #: capability (cross-region care, settlement); served by :func:`federation_runner`'s runner
+    answers: dict[str, Answer] = field(repr=False, default_factory=dict)
 
     def close(self) -> None:
         self.db.dispose()
@@ -65,11 +75,14 @@ def bootstrap(
     key_centre: Callable[[], KeyCentre] | None = None,
     require_schema: bool = True,
     chips: Callable[[], ChipSource] | None = None,
+    bus: Bus | None = None,
 ) -> App:
     """Wire the application.  ``kek`` opens the key store's KEK when a key is first needed
     (personalisation, hot-list signing); ``key_centre`` replaces the whole key centre (tests).
     ``require_schema``: refuse to start on a database that is not at the current migration.
-    ``chips``: where the card centre's pages personalise cards (default: :func:`card_tray`)."""
+    ``chips``: where the card centre's pages personalise cards (default: :func:`card_tray`).
+    ``bus``: the bus to the other nodes (default: ``open_bus(HEALTHCARD_NATS_URL)`` for a node
+    with a code — NATS, or this process's in-process bus; tests give their own)."""
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
     db = Database(settings.db_url)
@@ -88,12 +101,26 @@ def bootstrap(
     node = Node(db, clock, token_secret=secret, trust=load_trust(settings))
     cards = CardCentre(db, clock, open_centre, card_data=node.card_data)
     identity = NodeIdentity.of(settings.node_role, settings.node_code)
+    if identity.code is not None and bus is None:
+        bus = open_bus(settings.nats_url)
+    answers: dict[str, Answer] = {}
     if identity.announces:
         wire_city(identity, clock, cards, node)
+        if bus is not None:
+            answers |= wire_cross_region(identity, node, bus)
+            answers |= wire_settlement(identity, node.settlement, db, clock, bus)
     desk = CardDesk(
         cards, db, clock, access=node.access, audit=node.audit, mpi=node.mpi, terminals=node.terminals
     )
-    return App(settings, clock, db, cards, node, desk, chips or card_tray(settings), identity)
+    return App(settings, clock, db, cards, node, desk, chips or card_tray(settings), identity, bus, answers)
+
+
+def federation_runner(app: App, *, ack_wait: float = 30.0) -> FederationRunner | None:
+    """The node's messaging (relay, its role's consumers, the queries it answers: its role's
+    and ``app.answers``), not started; None for a node without a code (it has no bus)."""
+    if app.bus is None or app.identity.code is None:
+        return None
+    return FederationRunner(app.db, app.bus, app.clock, app.identity, ack_wait=ack_wait, answers=app.answers)
 
 
 def wire_city(identity: NodeIdentity, clock: Clock, cards: CardCentre, node: Node) -> None:
@@ -114,6 +141,25 @@ def wire_city(identity: NodeIdentity, clock: Clock, cards: CardCentre, node: Nod
         )
 
     node.records.on_closed = closed
+
+
+def wire_cross_region(identity: NodeIdentity, node: Node, bus: Bus) -> dict[str, Answer]:
+    """Cross-region care for a city node with a code (healthcard.federation.regions): a card not
+    found here is looked up at its home (``node.regions``), a visitor's visit closed here also
+    goes home (``x.<home>.visit``, in the visit's transaction, after the province's pointer), and
+    the questions other cities ask about this city's cards (``q.<city>.swipe|glance|summary``)
+    are answered — returned, for the node's runner to serve."""
+    assert identity.code is not None
+    regions, answers = wire_regions(node, bus, identity.code)
+    announced = node.records.on_closed
+
+    def closed(uow: UnitOfWork, view: EncounterView) -> None:
+        if announced is not None:
+            announced(uow, view)
+        regions.visit_closed(uow, view)
+
+    node.records.on_closed = closed
+    return answers
 
 
 def card_tray(settings: Settings) -> Callable[[], ChipSource] | None:

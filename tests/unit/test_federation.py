@@ -136,7 +136,7 @@ def test_message_id_is_stable_and_hides_its_keys() -> None:
 
 def test_open_bus_picks_in_process_without_a_url() -> None:
     assert isinstance(open_bus(None), InProcessBus)
-    assert {s.name for s in STREAMS} == {"HC_UP", "HC_DOWN"}
+    assert {s.name for s in STREAMS} == {"HC_UP", "HC_DOWN", "HC_X"}
     assert UP.subjects == ("up.>",) and DOWN.subjects == ("down.>",)
 
 

@@ -31,6 +31,7 @@ stream    subjects      what flows
 HC_UP     ``up.>``      index updates flowing upward, city → province → nation: a new card, a
                         card's status change, a new record pointer
 HC_DOWN   ``down.>``    deltas flowing downward, nation → province → city: the hot list
+HC_X      ``x.>``       between cities: a visit of a resident of another city (its pointer home)
 ========  ============  ==========================================================================
 """
 
@@ -67,7 +68,9 @@ UP = Stream(
 )
 #: hot-list deltas flowing downward (nation → province → city)
 DOWN = Stream("HC_DOWN", ("down.>",), "deltas flowing downward, nation → province → city: the hot list")
-STREAMS: tuple[Stream, ...] = (UP, DOWN)
+#: between cities: a visit of a resident of another city, its pointer for the home city
+CROSS = Stream("HC_X", ("x.>",), "between cities: a visit of a resident of another city")
+STREAMS: tuple[Stream, ...] = (UP, DOWN, CROSS)
 
 
 @dataclass(frozen=True)
@@ -389,6 +392,10 @@ class InProcessBus:
     def _unserve(self, token: object) -> None:
         with self._lock:
             self._responders = [r for r in self._responders if r[3] is not token]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         with self._lock:

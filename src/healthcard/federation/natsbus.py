@@ -291,7 +291,7 @@ class NatsBus:
         await self._connection()
         try:
             msgs = await sub.fetch(batch, timeout=timeout)
-        except nats.errors.TimeoutError:
+        except (TimeoutError, nats.errors.TimeoutError):  # nats-py raises either when idle
             return []
         return [self._delivery(msg) for msg in msgs]
 

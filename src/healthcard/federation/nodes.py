@@ -6,14 +6,17 @@ One codebase, three roles (``HEALTHCARD_NODE_ROLE`` / ``HEALTHCARD_NODE_CODE``):
   announces every change of a card the index knows (issued, handed over, lost, recovered,
   replaced, cancelled, expired) and the platform every closed visit, each in the transaction of
   the change (:class:`CityAnnouncer`, wired by the composition root as the card centre's and the
-  records' hooks): ``up.<province>.<city>.card`` and ``up.<province>.<city>.record``;
+  records' hooks): ``up.<province>.<city>.card`` and ``up.<province>.<city>.record``; it
+  consumes the hot list flowing down (``down.hotlist.>``, :mod:`healthcard.federation.hotlist`);
 * a **province** node (``41``) consumes ``up.<province>.>`` into its card index
   (:class:`~healthcard.storage.tables.ProvinceCard`: card → home city, resident id there,
   status) and record locator (:class:`~healthcard.storage.tables.RecordPointer`), and forwards
   each card change it applied to the nation as ``up.national.<province>.card`` — in the same
   transaction (its outbox), so the chain city → province → nation is exactly-once end to end;
 * the **national** node (``CN``) consumes ``up.national.>`` into the national card index
-  (:class:`~healthcard.storage.tables.NationalCard`: card → home province and city, status).
+  (:class:`~healthcard.storage.tables.NationalCard`: card → home province and city, status,
+  chip) and announces each change that lists or unlists a chip down to every city
+  (``down.hotlist.<province>``), in the same transaction.
 
 Why ``up.national.<province>`` and not ``up.<province>.national``: a province filters
 ``up.<province>.>`` and must not receive its own forwards.
@@ -43,8 +46,9 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 
 from healthcard.clock import Clock
-from healthcard.errors import InvalidValue
-from healthcard.federation.bus import UP, Bus
+from healthcard.errors import InvalidValue, NotFound
+from healthcard.federation import hotlist, regions
+from healthcard.federation.bus import CROSS, DOWN, UP, Bus
 from healthcard.federation.outbox import (
     Announcement,
     InboxConsumer,
@@ -53,6 +57,7 @@ from healthcard.federation.outbox import (
     announce,
     message_id,
 )
+from healthcard.federation.queries import Answer, Served, serve_queries
 from healthcard.storage import tables as t
 from healthcard.storage.db import Database
 from healthcard.storage.uow import UnitOfWork
@@ -147,6 +152,7 @@ class CityAnnouncer:
             payload = {
                 "card": card.card_number,
                 "resident": card.resident_id,
+                "chip": card.chip_serial,
                 "status": card.status,
                 "version": version,
                 "city": self.city,
@@ -189,6 +195,45 @@ class CityAnnouncer:
             message_id("record", self.city, encounter_id),
             at=self.clock.now(),
         )
+
+
+def resync_city(db: Database, city: str, clock: Clock, *, batch: int = 1000) -> int:
+    """Announce every card of a city whose current state was never announced (a city that joins
+    the federation with cards of its own, the demo city seeded before its node had a code, or a
+    node that was down for longer than the streams keep messages): its newest version, unless
+    the outbox holds that very announcement already.  Idempotent; how many it announced."""
+    announcer = CityAnnouncer(city, clock)
+    e, c = t.CardEvent, t.Card
+    announced, after = 0, 0
+    while True:
+        with db.uow() as uow:
+            cards = list(
+                uow.session.scalars(
+                    select(c).where(c.id > after, c.status.not_in(UNANNOUNCED)).order_by(c.id).limit(batch)
+                )
+            )
+            if not cards:
+                return announced
+            after = cards[-1].id
+            versions = dict(
+                uow.session.execute(
+                    select(e.card_id, func.max(e.id))
+                    .where(e.card_id.in_({k.id for k in cards}))
+                    .group_by(e.card_id)
+                ).all()
+            )
+            wanted = {
+                message_id("card", city, k.card_number, int(versions[k.id])): k
+                for k in cards
+                if k.id in versions
+            }
+            known = set(
+                uow.session.scalars(select(t.OutboxMessage.msg_id).where(t.OutboxMessage.msg_id.in_(wanted)))
+            )
+            missing = [k for msg, k in wanted.items() if msg not in known]
+            announcer.cards(uow, missing, clock.now())
+            uow.commit()
+            announced += len(missing)
 
 
 # --- the province and the nation -------------------------------------------------------------------
@@ -278,10 +323,12 @@ def apply_national_card(uow: UnitOfWork, province: str, payload: Any, now: dt.da
     """Put a province's forwarded card change into the national index (newer versions only)."""
     number = _field(payload, "card", str)
     version = _field(payload, "version", int)
+    chip = _field(payload, "chip", str, optional=True)
     values = {
         "province": province,
         "city_code": _field(payload, "city", str),
         "status": _field(payload, "status", str),
+        "chip_serial": None if chip is None else hotlist.check_chip(chip, "payload.chip"),
         "updated_at": now,
     }
     return _apply_card(uow, t.NationalCard, number, version, values)[0]
@@ -302,6 +349,8 @@ def province_handler(province: str, clock: Clock) -> InboxHandler:
         if event == "card":
             if apply_province_card(uow, city, message.payload, now):
                 payload = {k: message.payload[k] for k in ("card", "status", "version", "city")}
+                # the chip and the time, for the hot list flowing down (absent from old events)
+                payload |= {k: message.payload[k] for k in ("chip", "at") if k in message.payload}
                 announce(
                     uow,
                     national_subject(province),
@@ -318,16 +367,54 @@ def province_handler(province: str, clock: Clock) -> InboxHandler:
 
 
 def national_handler(clock: Clock) -> InboxHandler:
-    """The national node's consumer of ``up.national.>``: card changes into the card index."""
+    """The national node's consumer of ``up.national.>``: card changes into the card index, and
+    each one that puts a chip on or off the hot list announced down to every city
+    (``down.hotlist.<province>``, :mod:`healthcard.federation.hotlist`) in the same transaction."""
 
     def handle(uow: UnitOfWork, message: Announcement) -> None:
         parts = message.subject.split(".")
         if len(parts) != 4 or parts[:2] != ["up", "national"] or parts[3] != "card":
             log.warning("national: subject %s skipped", message.subject)
             return
-        apply_national_card(uow, parts[2], message.payload, clock.now())
+        province, now = parts[2], clock.now()
+        number = _field(message.payload, "card", str)
+        row = uow.session.get(t.NationalCard, number, with_for_update=True)
+        before = None if row is None else (row.status, row.chip_serial)
+        applied = apply_national_card(uow, province, message.payload, now)
+        delta = hotlist.national_delta(before, applied, message.payload, province)
+        if delta is not None:
+            hotlist.announce_delta(uow, delta, now)
 
     return handle
+
+
+# --- the questions a province and the nation answer ----------------------------------------------
+def province_answers(db: Database) -> dict[str, Answer]:
+    """``q.<province>.card``: the card's home city, the resident's id there and its status."""
+
+    def card(payload: dict[str, Any]) -> dict[str, Any]:
+        number = _field(payload, "card", str)
+        with db.session() as session:
+            row = session.get(t.ProvinceCard, number)
+            if row is None:
+                raise NotFound("card", number)
+            return {"city": row.city_code, "resident": row.resident_id, "status": row.status}
+
+    return {"card": card}
+
+
+def national_answers(db: Database) -> dict[str, Answer]:
+    """``q.CN.card``: the card's home province and city and its status."""
+
+    def card(payload: dict[str, Any]) -> dict[str, Any]:
+        number = _field(payload, "card", str)
+        with db.session() as session:
+            row = session.get(t.NationalCard, number)
+            if row is None:
+                raise NotFound("card", number)
+            return {"province": row.province, "city": row.city_code, "status": row.status}
+
+    return {"card": card}
 
 
 # --- running a node --------------------------------------------------------------------------------
@@ -335,9 +422,16 @@ class FederationRunner:
     """A node's messaging: the relay of its outbox and the consumers of its role, as threads
     (:meth:`start` / :meth:`stop`, or a ``with`` block), or step by step (:meth:`step`, tests).
 
-    City: the relay only (the hot list flowing down comes next).  Province ``41``: the relay
+    City ``4101``: the relay and the durable consumer ``city-4101-hotlist`` of ``down.hotlist.>``
+    (the hot list flowing down, :mod:`healthcard.federation.hotlist`) and ``city-4101-visits`` of
+    ``x.4101.>`` (its residents' visits in other cities, :mod:`healthcard.federation.regions`).  Province ``41``: the relay
     (its forwards to the nation) and the durable consumer ``province-41`` of ``up.41.>``.
-    National: the relay and the durable consumer ``national`` of ``up.national.>``."""
+    National: the relay and the durable consumer ``national`` of ``up.national.>``.
+
+    Queries (``q.<code>.<name>``, :mod:`healthcard.federation.queries`): a province and the
+    nation answer their own (``card``); ``answers`` adds more — a city's, which need its
+    platform and are built by the composition root.  :meth:`serve` starts answering (``start``
+    does it too); a node without a code answers nothing."""
 
     def __init__(
         self,
@@ -348,11 +442,19 @@ class FederationRunner:
         *,
         ack_wait: float = 30.0,
         batch: int = 100,
+        answers: dict[str, Answer] | None = None,
     ) -> None:
         self.db, self.bus, self.clock, self.identity, self.batch = db, bus, clock, identity, batch
         bus.ensure_streams()
         self.relay = Relay(db, bus, clock)
         self.consumers: list[InboxConsumer] = []
+        self.answers: dict[str, Answer] = {}
+        if identity.role is NodeRole.PROVINCE:
+            self.answers = province_answers(db)
+        elif identity.role is NodeRole.NATIONAL:
+            self.answers = national_answers(db)
+        self.answers |= answers or {}
+        self._served: Served | None = None
         if identity.role is NodeRole.PROVINCE:
             assert identity.code is not None
             name = f"province-{identity.code}"
@@ -363,8 +465,27 @@ class FederationRunner:
         elif identity.role is NodeRole.NATIONAL:
             consumer = bus.consumer(UP.name, "national", filter_subject="up.national.>", ack_wait=ack_wait)
             self.consumers.append(InboxConsumer(db, consumer, "national", national_handler(clock), clock))
+        elif identity.code is not None:  # a city
+            name = f"city-{identity.code}-hotlist"
+            consumer = bus.consumer(DOWN.name, name, filter_subject="down.hotlist.>", ack_wait=ack_wait)
+            self.consumers.append(
+                InboxConsumer(db, consumer, name, hotlist.city_handler(identity.code, clock), clock)
+            )
+            # cross-region care: visits of this city's residents made in other cities
+            name = regions.visits_consumer(identity.code)
+            consumer = bus.consumer(
+                CROSS.name, name, filter_subject=f"x.{identity.code}.>", ack_wait=ack_wait
+            )
+            self.consumers.append(
+                InboxConsumer(db, consumer, name, regions.visits_handler(identity.code, clock), clock)
+            )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+
+    def serve(self) -> None:
+        """Start answering this node's queries (idempotent)."""
+        if self._served is None and self.identity.code is not None and self.answers:
+            self._served = serve_queries(self.bus, self.identity.code, self.answers)
 
     def step(self, timeout: float = 0.05) -> int:
         """One round by hand: publish what is pending, process what is waiting; how much was done."""
@@ -376,6 +497,7 @@ class FederationRunner:
     def start(self) -> None:
         if self._threads:
             return
+        self.serve()
         self._stop.clear()
         label = f"{self.identity.role}-{self.identity.code or 'local'}"
         work: list[tuple[str, Any]] = [("relay", lambda: self.relay.run(self._stop))]
@@ -393,6 +515,9 @@ class FederationRunner:
         self._threads.clear()
         for consumer in self.consumers:
             consumer.consumer.close()
+        if self._served is not None:
+            self._served.close()
+            self._served = None
 
     def __enter__(self) -> FederationRunner:
         self.start()

@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import Row, bindparam, func, insert, or_, select
 
@@ -136,6 +136,38 @@ class Upload:
     encounter: rec.EncounterIn
 
 
+@dataclass(frozen=True)
+class VisitElsewhere:
+    """A visit the resident made in another city: its pointer (the record stays there)."""
+
+    city_code: str
+    encounter_id: int
+    kind: str
+    day: dt.date
+    institution_code: str
+    institution_name: str
+
+    @property
+    def city_name(self) -> str:
+        """The city where the visit was made (GB/T 2260): 佛山市."""
+        found = area(f"{self.city_code}00")
+        return found.name if found is not None else self.city_code
+
+
+class Elsewhere(Protocol):
+    """Cross-region care (healthcard.federation.regions.Regions, wired by the composition root for
+    a city node with a code and a bus): a card not found here is another city's, and a visitor's
+    record is read from their home city."""
+
+    def swipe(
+        self, actor: Actor, *, card_number: str, chip_serial: str, stage: str, terminal_kind: str
+    ) -> Swipe: ...
+
+    def glance(self, actor: Actor, resident_id: str, *, visits: int) -> Glance | None: ...
+
+    def summary(self, actor: Actor, resident_id: str) -> rec.SummaryView | None: ...
+
+
 _CARD_TABLE = t.Card.metadata.tables[t.Card.__tablename__]
 _CARDS = _CARD_TABLE.c
 #: a swipe's card, by the chip serial (unique): built once, a plain row
@@ -223,6 +255,9 @@ class Node:
         self.households = HouseholdDesk(
             db, clock, access=self.access, audit=self.audit, mpi=self.mpi, immunizations=self.immunizations
         )
+        #: cross-region care (set by the composition root for a federated city); None: a card not
+        #: found here is not found
+        self.regions: Elsewhere | None = None
 
     # --- the person ----------------------------------------------------------------------------
     def _ids(self, uow: UnitOfWork, resident_id: str) -> list[str]:
@@ -393,6 +428,11 @@ class Node:
             # the card with the person in one round trip: its resident, whoever is merged into
             # that resident (the MPI's links are one hop) and the categories they hide
             rows = uow.session.execute(_SWIPE_CARD, {"chip": chip}).all()
+            if not rows and self.regions is not None:  # no such chip here: another city's card?
+                uow.rollback()
+                return self.regions.swipe(
+                    actor, card_number=card_number, chip_serial=chip, stage=stage, terminal_kind=terminal_kind
+                )
             _usable(rows[0] if rows else None, card_number, chip, live=True)
             card = rows[0]
             hidden: frozenset[str] | None = None
@@ -493,6 +533,10 @@ class Node:
 
     # --- reading the record --------------------------------------------------------------------
     def summary(self, actor: Actor, resident_id: str) -> rec.SummaryView:
+        if self.regions is not None:  # a visitor from another city: read at home
+            away = self.regions.summary(actor, resident_id)
+            if away is not None:
+                return away
         with self._record(actor, resident_id, Category.SUMMARY, what="summary") as (uow, ids, decision):
             return self.records.summary(uow, ids, hidden=decision.hidden)
 
@@ -500,7 +544,11 @@ class Node:
         """The clinic console's "一目了然": the person, the summary, the vaccination plan and the
         latest visits in one transaction — each category checked and audited as its own read
         would be (the resident's "who looked" lists the four), the tie found by the first check
-        not looked up again by the next ones."""
+        not looked up again by the next ones.  A visitor from another city is read at home."""
+        if self.regions is not None:
+            away = self.regions.glance(actor, resident_id, visits=visits)
+            if away is not None:
+                return away
         with self.db.uow() as uow:
             ids = self._ids(uow, resident_id)
             first = self.access.check(uow, actor, ids, Category.DEMOGRAPHICS, what="person", why="glance")
@@ -527,6 +575,24 @@ class Node:
     ) -> list[rec.EncounterView]:
         with self._record(actor, resident_id, Category.ENCOUNTERS, what="encounters") as (uow, ids, decision):
             return self.records.encounters(uow, ids, hidden=decision.hidden, kind=kind, limit=limit)
+
+    def visits_elsewhere(self, actor: Actor, resident_id: str, *, limit: int = 50) -> list[VisitElsewhere]:
+        """The resident's visits made in other cities (their pointers, newest first): the visit
+        itself stays where it was made."""
+        v = t.RemoteVisit
+        with self._record(actor, resident_id, Category.ENCOUNTERS, what="visits elsewhere") as (uow, ids, _):
+            rows = uow.session.scalars(
+                select(v)
+                .where(v.resident_id.in_(ids))
+                .order_by(v.day.desc(), v.id.desc())
+                .limit(max(0, limit))
+            )
+            return [
+                VisitElsewhere(
+                    r.city_code, r.encounter_id, r.kind, r.day, r.institution_code, r.institution_name
+                )
+                for r in rows
+            ]
 
     def encounter(self, actor: Actor, resident_id: str, encounter_id: int) -> rec.EncounterView:
         what = f"encounter {encounter_id}"
@@ -910,7 +976,14 @@ class Node:
             rows = uow.session.execute(
                 select(t.Institution.code, t.Institution.name).where(t.Institution.code.in_(sorted(codes)))
             )
-            return {code: name for code, name in rows}
+            names = {code: name for code, name in rows}
+            if len(names) < len(codes):  # institutions of other cities that read for residents here
+                v = t.VisitingInstitution
+                rows = uow.session.execute(
+                    select(v.code, v.name).where(v.code.in_(sorted(codes - names.keys())))
+                )
+                names |= {code: name for code, name in rows}
+            return names
 
     def bookable_institutions(self) -> dict[str, str]:
         """Reference data (not personal): the institutions with departments to book, code →
@@ -1065,4 +1138,4 @@ class Node:
             self.access.mark_read(uow, ids[0], notification_id)
 
 
-__all__ = ["STAGES", "GrantInfo", "Node", "Swipe", "Upload"]
+__all__ = ["STAGES", "Elsewhere", "GrantInfo", "Node", "Swipe", "Upload", "VisitElsewhere"]

@@ -1074,6 +1074,131 @@ class NationalCard(Base):
     status: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: the chip of the newest event (16 hex; migration 0008): the hot list flowing down is per
+    #: chip.  None: an event from before chips were announced
+    chip_serial: Mapped[str | None] = mapped_column(String(16))
+
+
+# --- the hot list flowing downward (healthcard.federation.hotlist; a city's, migration 0008) ------
+class FederatedHotListEntry(Base):
+    """A chip the nation announced on or off the hot list (``down.hotlist.<province>``), as a city
+    node holds it: one row per chip (a replaced card has several), the newest ``version`` (the
+    home city's) wins; ``listed`` says whether terminals must refuse it now."""
+
+    __tablename__ = "federated_hotlist"
+    chip_serial: Mapped[str] = mapped_column(String(16), primary_key=True)
+    card_number: Mapped[str] = mapped_column(String(18), index=True)
+    province: Mapped[str] = mapped_column(String(2))
+    city_code: Mapped[str] = mapped_column(String(4))
+    status: Mapped[str] = mapped_column(String(16))
+    listed: Mapped[bool] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(String(12))
+    version: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+# --- cross-region care (healthcard.federation.regions) ---------------------------------------------
+class Visitor(Base):
+    """A person of another city known here because their card was swiped here: the local
+    resident (``resident_id``, a row of ``residents``) and where that person is at home."""
+
+    __tablename__ = "visitors"
+    __table_args__ = (UniqueConstraint("home_city", "home_resident_id"),)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"), primary_key=True)
+    card_number: Mapped[str] = mapped_column(String(18), index=True)
+    home_province: Mapped[str] = mapped_column(String(2))
+    home_city: Mapped[str] = mapped_column(String(4))
+    home_resident_id: Mapped[str] = mapped_column(String(32))
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class VisitingInstitution(Base):
+    """At a home city: an institution of another city where one of its residents' cards was
+    swiped or a visit made — so "who looked" and the visits list can name it."""
+
+    __tablename__ = "visiting_institutions"
+    code: Mapped[str] = mapped_column(String(22), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    city_code: Mapped[str] = mapped_column(String(4))
+    level: Mapped[str | None] = mapped_column(String(10))
+    area_code: Mapped[str | None] = mapped_column(String(6))
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RemoteVisit(Base):
+    """At a home city: the pointer of a visit one of its residents made in another city (the
+    record stays there)."""
+
+    __tablename__ = "remote_visits"
+    __table_args__ = (
+        UniqueConstraint("city_code", "encounter_id"),
+        Index("ix_remote_visits_resident_day", "resident_id", "day"),
+    )
+    id: Mapped[int] = _big_id()
+    resident_id: Mapped[str] = mapped_column(String(32))
+    city_code: Mapped[str] = mapped_column(String(4))
+    encounter_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(10))
+    day: Mapped[dt.date] = mapped_column(Date)
+    institution_code: Mapped[str] = mapped_column(String(22))
+    institution_name: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+# --- cross-region settlement (healthcard.platform.settlement.crossregion) ---------------------------
+class CrossRegionSettlement(Base):
+    """A visitor's bill settled by the home pool (SETTLEMENT.md, cross-region): one row at each of
+    the two cities.  ``side`` home: the home city's record (its fund's share owed to the visiting
+    city, ``clearing:<visiting city>`` in its ledger); ``side`` visiting: the visiting city's
+    (its institution's receivable from the home pool, ``clearing:<home city>``), with its row of
+    ``settlements`` (``settlement_id``).  ``(side, visiting_city, institution_code,
+    idempotency_key)`` is unique: a retried request finds the first result at either side.
+    ``month`` (YYYY-MM, China's, of the home's ``settled_at``) is the clearing month at both."""
+
+    __tablename__ = "cross_region_settlements"
+    __table_args__ = (
+        UniqueConstraint("side", "visiting_city", "institution_code", "idempotency_key"),
+        Index("ix_cross_region_settlements_clearing", "counterpart", "month"),
+    )
+    id: Mapped[int] = _big_id()
+    side: Mapped[str] = mapped_column(String(8))  # home | visiting
+    counterpart: Mapped[str] = mapped_column(String(4))  # the other city
+    home_city: Mapped[str] = mapped_column(String(4))
+    visiting_city: Mapped[str] = mapped_column(String(4))
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(10))  # settlement | refund
+    status: Mapped[str] = mapped_column(String(10))  # SETTLED | REVERSED
+    resident_id: Mapped[str] = mapped_column(String(32), index=True)  # the person at this city
+    home_resident_id: Mapped[str] = mapped_column(String(32))
+    settlement_id: Mapped[int | None] = mapped_column(ForeignKey("settlements.id"))  # visiting side
+    encounter_id: Mapped[int] = mapped_column(BigInteger)  # the visiting city's visit
+    institution_code: Mapped[str] = mapped_column(String(22))
+    institution_name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(10))
+    area_code: Mapped[str] = mapped_column(String(6))
+    visit: Mapped[str] = mapped_column(String(10))
+    inside_pool: Mapped[bool] = mapped_column()
+    referral: Mapped[bool] = mapped_column()
+    home_pool: Mapped[str] = mapped_column(String(16))
+    visiting_pool: Mapped[str | None] = mapped_column(String(16))
+    year: Mapped[int] = mapped_column(Integer)
+    policy_version: Mapped[int] = mapped_column(Integer)
+    total_fen: Mapped[int] = mapped_column(BigInteger)
+    eligible_fen: Mapped[int] = mapped_column(BigInteger)
+    deductible_fen: Mapped[int] = mapped_column(BigInteger)
+    ratio_percent: Mapped[int] = mapped_column(Integer)
+    fund_fen: Mapped[int] = mapped_column(BigInteger)
+    self_fen: Mapped[int] = mapped_column(BigInteger)
+    owed_fen: Mapped[int] = mapped_column(BigInteger)  # home → visiting: fund + a health-account payment
+    capped: Mapped[bool] = mapped_column()
+    paid_by: Mapped[str] = mapped_column(String(8))  # account | cash
+    lines: Mapped[list[Any]] = mapped_column(JSON)  # [[item, class, quantity, unit price fen], …]
+    month: Mapped[str] = mapped_column(String(7))
+    settled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # at the home
+    #: None at the home when nothing moved there (the fund paid nothing, the patient paid cash)
+    txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
 
 
 __all__ = [
@@ -1099,11 +1224,13 @@ __all__ = [
     "ClinicSession",
     "CollectionPoint",
     "Counter",
+    "CrossRegionSettlement",
     "Department",
     "Diagnosis",
     "Doctor",
     "Encounter",
     "Enrollment",
+    "FederatedHotListEntry",
     "HealthAccount",
     "HealthArchive",
     "HiddenCategory",
@@ -1127,6 +1254,7 @@ __all__ = [
     "Procedure",
     "ProvinceCard",
     "RecordPointer",
+    "RemoteVisit",
     "Resident",
     "ResidentIdentifier",
     "ScheduleException",
@@ -1136,4 +1264,6 @@ __all__ = [
     "Slot",
     "Terminal",
     "UTCDateTime",
+    "VisitingInstitution",
+    "Visitor",
 ]

@@ -406,6 +406,11 @@ CATALOG: dict[str, tuple[str, str]] = {
     ),
     # --- visits
     "visits.none": ("暂无就诊记录", "No visits yet"),
+    "visits.elsewhere": ("在外地的就诊", "Visits in other cities"),
+    "visits.elsewhere_note": (
+        "病历保存在就诊地，这里只列出就诊记录的索引。",
+        "The record is kept in the city of the visit; only its pointer is listed here.",
+    ),
     "visit.title": ("就诊详情", "Visit"),
     "visit.where": ("医院 · 科室", "Hospital · department"),
     "visit.kind": ("就诊类型", "Kind"),

@@ -211,8 +211,10 @@ def archive(request: Request, actor: ResidentDep) -> Response:
 # --- visits --------------------------------------------------------------------------------------------
 @router.get("/visits")
 def visits(request: Request, actor: ResidentDep) -> Response:
-    found = node_of(request).encounters(actor, own_resident(actor), limit=50)
-    return render(request, "portal/visits.html", {"nav": "visits", "visits": found})
+    node = node_of(request)
+    found = node.encounters(actor, own_resident(actor), limit=50)
+    elsewhere = node.visits_elsewhere(actor, own_resident(actor), limit=50)  # other cities: pointers
+    return render(request, "portal/visits.html", {"nav": "visits", "visits": found, "elsewhere": elsewhere})
 
 
 @router.get("/visits/{encounter_id}")

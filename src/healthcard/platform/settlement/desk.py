@@ -29,7 +29,7 @@ from healthcard.platform.access import Access, Action, Actor, Category, Role
 from healthcard.platform.audit import Audit
 from healthcard.platform.desk import Desk
 from healthcard.platform.mpi import Mpi
-from healthcard.platform.settlement import office
+from healthcard.platform.settlement import crossregion, office
 from healthcard.platform.settlement.catalog import Item
 from healthcard.platform.settlement.policy import Policy, shipped_pools
 from healthcard.platform.settlement.service import (
@@ -62,6 +62,9 @@ class SettlementDesk(Desk):
     ) -> None:
         super().__init__(db, clock, access=access, audit=audit, mpi=mpi)
         self.service = service or Settlements(clock)
+        #: cross-region care (wired by the composition root for a city node with a code): a
+        #: visitor's bill is settled by the home pool (:mod:`.crossregion`); None: every bill here
+        self.visitors: crossregion.Homes | None = None
 
     @staticmethod
     def _cashier(actor: Actor) -> str:
@@ -129,16 +132,78 @@ class SettlementDesk(Desk):
         """试算 at the cashier: nothing is written but the audit entry."""
         institution = self._cashier(actor)
         what = f"pre-settlement encounter {bill.encounter_id}"
+        home = self._home_of(resident_id)
         with self._record(actor, resident_id, Action.READ, what=what[:60]) as (uow, ids):
-            return self.service.quote(uow, ids, bill, institution_code=institution)
+            if home is None:
+                return self.service.quote(uow, ids, bill, institution_code=institution)
+            assert self.visitors is not None
+            prepared = crossregion.prepare(
+                self.service,
+                uow,
+                ids,
+                bill,
+                homes=self.visitors,
+                home=home,
+                institution_code=institution,
+                key="quote",
+            )
+        # a visitor's: the home's figures, asked with no transaction open here
+        reply = self.visitors.ask(home.city, "quote", prepared.remote.payload())
+        return crossregion.quote_of(prepared, crossregion.HomeFigures.of(reply), ids[0])
+
+    def _home_of(self, resident_id: str) -> crossregion.HomeOf | None:
+        """The visitor's home when ``resident_id`` is a visitor from another city (and this node
+        settles visitors' bills with their homes), else None."""
+        if self.visitors is None:
+            return None
+        with self.db.session() as session:
+            return self.visitors.home_of(session, resident_id)
+
+    def _settle_visitor(
+        self, actor: Actor, resident_id: str, bill: Bill, *, key: str, home: crossregion.HomeOf
+    ) -> tuple[SettlementView, bool]:
+        """A visitor's bill: checked here (one read), settled by the home (asked with no
+        transaction open here), recorded here (one transaction).  The home unreachable: the
+        ``MessagingError`` reaches the cashier and nothing is written here."""
+        assert self.visitors is not None
+        institution = self._cashier(actor)
+        what = f"settlement encounter {bill.encounter_id}"[:60]
+        with self.db.uow() as uow:  # read only: the access check, the bill, a retry's record
+            ids = self.mpi.linked_ids(uow, resident_id)
+            self.access.check(uow, actor, ids, self.category, Action.WRITE, what=what, why=f"key {key}"[:60])
+            prepared = crossregion.prepare(
+                self.service,
+                uow,
+                ids,
+                bill,
+                homes=self.visitors,
+                home=home,
+                institution_code=institution,
+                key=key,
+            )
+            again = crossregion.recorded(self.service, uow, prepared)
+        if again is not None:
+            return again, False
+        reply = crossregion.HomeFigures.of(self.visitors.ask(home.city, "settle", prepared.remote.payload()))
+        with self._record(actor, resident_id, Action.WRITE, what=what, why=f"key {key}"[:60]) as (uow, ids):
+            again = crossregion.recorded(self.service, uow, prepared)
+            if again is not None:  # a concurrent request of the same key recorded it first
+                return again, False
+            view = crossregion.record_at_visiting(
+                self.service, uow, ids, prepared, reply, home=home, cashier=actor.id
+            )
+            return view, True
 
     def settle(self, actor: Actor, resident_id: str, bill: Bill, *, key: str) -> tuple[SettlementView, bool]:
         """Settle the visit's bill: (the settlement, True), or for a retry under the same key the
         first settlement and False."""
         institution = self._cashier(actor)
         what = f"settlement encounter {bill.encounter_id}"[:60]
+        home = self._home_of(resident_id)
         for attempt in (1, 2):
             try:
+                if home is not None:
+                    return self._settle_visitor(actor, resident_id, bill, key=key, home=home)
                 with self._record(actor, resident_id, Action.WRITE, what=what, why=f"key {key}"[:60]) as (
                     uow,
                     ids,
@@ -164,21 +229,64 @@ class SettlementDesk(Desk):
                     self.access.check(
                         uow, actor, ids, Category.SETTLEMENT, Action.WRITE, what=what, why=f"key {key}"[:60]
                     )
-                    refunded = self.service.refund(
-                        uow,
-                        ids,
-                        settlement_id,
-                        returned,
-                        institution_code=institution,
-                        key=key,
-                        cashier=actor.id,
-                    )
-                    uow.commit()
-                    return refunded
+                    visitor = crossregion.is_cross_region(uow, settlement_id)
+                    if not visitor:
+                        refunded = self.service.refund(
+                            uow,
+                            ids,
+                            settlement_id,
+                            returned,
+                            institution_code=institution,
+                            key=key,
+                            cashier=actor.id,
+                        )
+                        uow.commit()
+                        return refunded
+                return self._refund_visitor(actor, settlement_id, returned, key=key)
             except IntegrityError:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refund_visitor(
+        self, actor: Actor, settlement_id: int, returned: Sequence[Returned] | None, *, key: str
+    ) -> tuple[Refunded, bool]:
+        """退费 of a visitor's settlement: the whole bill, given back by the home first (asked with
+        no transaction open here), then recorded here in one transaction."""
+        if self.visitors is None:
+            raise InvalidValue(
+                "settlement_id", f"settlement {settlement_id} was made by a visitor's home pool"
+            )
+        if returned is not None:
+            raise InvalidValue("lines", "a visitor's settlement is refunded whole: leave the lines out")
+        institution = self._cashier(actor)
+        what = f"refund settlement {settlement_id}"[:60]
+        with self.db.uow() as uow:  # read only: the access check, the request, a retry's refund
+            ids = self.mpi.linked_ids(uow, self.service.resident_of(uow, settlement_id))
+            self.access.check(
+                uow, actor, ids, Category.SETTLEMENT, Action.WRITE, what=what, why=f"key {key}"[:60]
+            )
+            home, request, live = crossregion.refund_ask(
+                uow, settlement_id, key, institution_code=institution
+            )
+            again = crossregion.recorded_refund(self.service, uow, request)
+        if again is not None:
+            return Refunded(again, None), False
+        if not live:
+            raise InvalidValue("settlement_id", f"settlement {settlement_id} is refunded already")
+        reply = crossregion.HomeFigures.of(self.visitors.ask(home, "refund", request.payload()))
+        with self.db.uow() as uow:
+            self.access.check(
+                uow, actor, ids, Category.SETTLEMENT, Action.WRITE, what=what, why=f"key {key}"[:60]
+            )
+            again = crossregion.recorded_refund(self.service, uow, request)
+            if again is not None:
+                return Refunded(again, None), False
+            view = crossregion.record_refund_at_visiting(
+                self.service, uow, settlement_id, request, reply, cashier=actor.id
+            )
+            uow.commit()
+            return Refunded(view, None), True
 
     # --- reading -------------------------------------------------------------------------------
     def settlement(self, actor: Actor, settlement_id: int) -> SettlementView:

@@ -11,6 +11,9 @@ Accounts are names, ``kind:owner`` (the chart of accounts, docs/settlement.md):
 ``cash:<i>``         the self-pay part taken at ``i``'s window or from a health account (+)
 ``health:<r>``       resident ``r``'s health account (its balance, never below zero)
 ``bank:<b>``         bank ``b``'s clearing account: top-ups come from it (−), withdrawals go to it
+``clearing:<city>``  cross-region care with city node ``<city>`` (4-digit code): at a visitor's home
+                     what its fund owes that city's institutions (+); at the city where the visitor
+                     was treated what the home owes them (−); netted by the monthly clearing
 ``pocket``           the residents' own cash handed over at a window (the source of a cash payment)
 ==================  ===============================================================================
 
@@ -61,6 +64,10 @@ def health(resident_id: str) -> str:
 
 def bank(name: str) -> str:
     return f"bank:{name}"
+
+
+def clearing(city: str) -> str:
+    return f"clearing:{city}"
 
 
 POCKET = "pocket"
@@ -237,6 +244,7 @@ __all__ = [
     "balances",
     "bank",
     "cash",
+    "clearing",
     "fund",
     "health",
     "move",
