@@ -389,32 +389,32 @@ def national_handler(clock: Clock) -> InboxHandler:
 
 
 # --- the questions a province and the nation answer ----------------------------------------------
-def province_answers(db: Database) -> dict[str, Answer]:
-    """``q.<province>.card``: the card's home city, the resident's id there and its status."""
+def _card_answers(db: Database, table: type[_Index], reply: Any) -> dict[str, Answer]:
+    """``card``: the index's entry for the card number, as ``reply(row)`` makes it."""
 
     def card(payload: dict[str, Any]) -> dict[str, Any]:
         number = _field(payload, "card", str)
         with db.session() as session:
-            row = session.get(t.ProvinceCard, number)
+            row = session.get(table, number)
             if row is None:
                 raise NotFound("card", number)
-            return {"city": row.city_code, "resident": row.resident_id, "status": row.status}
+            return dict(reply(row))
 
     return {"card": card}
+
+
+def province_answers(db: Database) -> dict[str, Answer]:
+    """``q.<province>.card``: the card's home city, the resident's id there and its status."""
+    return _card_answers(
+        db, t.ProvinceCard, lambda r: {"city": r.city_code, "resident": r.resident_id, "status": r.status}
+    )
 
 
 def national_answers(db: Database) -> dict[str, Answer]:
     """``q.CN.card``: the card's home province and city and its status."""
-
-    def card(payload: dict[str, Any]) -> dict[str, Any]:
-        number = _field(payload, "card", str)
-        with db.session() as session:
-            row = session.get(t.NationalCard, number)
-            if row is None:
-                raise NotFound("card", number)
-            return {"province": row.province, "city": row.city_code, "status": row.status}
-
-    return {"card": card}
+    return _card_answers(
+        db, t.NationalCard, lambda r: {"province": r.province, "city": r.city_code, "status": r.status}
+    )
 
 
 # --- running a node --------------------------------------------------------------------------------

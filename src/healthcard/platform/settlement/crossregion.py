@@ -76,6 +76,7 @@ from healthcard.platform.settlement.service import (
     _view,
     _Visit,
     check_key,
+    negated_lines,
     request_hash,
 )
 from healthcard.storage import tables as t
@@ -914,19 +915,7 @@ def record_refund_at_visiting(
         txn_id=txn,
     )
     refund_id = uow.session.execute(_NEW_SETTLEMENT, values).scalar_one()
-    negated = tuple(
-        LineView(
-            line.seq,
-            line.item,
-            line.name,
-            line.item_class,
-            line.fee_category,
-            -line.quantity,
-            line.unit_price_fen,
-            -line.amount_fen,
-        )
-        for line in original.lines
-    )
+    negated = negated_lines(original.lines)
     service._insert_lines(uow, refund_id, original.resident_id, negated)
     uow.session.execute(_S.update().where(_S.c.id == settlement_id).values(status=REVERSED))
     uow.session.execute(_X.update().where(_X.c.id == row.id).values(status=REVERSED))

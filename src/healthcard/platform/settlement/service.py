@@ -418,6 +418,23 @@ def _resettle_key(key: str) -> str:
     return sm3(f"resettle\x00{key}".encode()).hex()
 
 
+def negated_lines(lines: Sequence[LineView]) -> tuple[LineView, ...]:
+    """A refund's lines: the settled ones with quantity and amount negated (never an edit)."""
+    return tuple(
+        LineView(
+            line.seq,
+            line.item,
+            line.name,
+            line.item_class,
+            line.fee_category,
+            -line.quantity,
+            line.unit_price_fen,
+            -line.amount_fen,
+        )
+        for line in lines
+    )
+
+
 class Settlements:
     """The settlement service; ``policies`` / ``catalogs`` find a pool's files for a year
     (default: the shipped ones, read once per process)."""
@@ -1069,19 +1086,7 @@ class Settlements:
             txn_id=posted.txn_id,
         )
         refund_id = uow.session.execute(_NEW_SETTLEMENT, values).scalar_one()
-        negated = tuple(
-            LineView(
-                line.seq,
-                line.item,
-                line.name,
-                line.item_class,
-                line.fee_category,
-                -line.quantity,
-                line.unit_price_fen,
-                -line.amount_fen,
-            )
-            for line in original.lines
-        )
+        negated = negated_lines(original.lines)
         self._insert_lines(uow, refund_id, original.resident_id, negated)
         uow.session.execute(update(_S).where(_S.c.id == settlement_id).values(status=REVERSED))
         account.add(original.fund_fen, original.deductible_fen, original.visit, -1)
