@@ -260,3 +260,16 @@ class ResidentRef(BaseModel):
 class GrantOut(BaseModel):
     institution_code: str
     expires_at: dt.datetime
+
+
+class VisitElsewhereOut(BaseModel):
+    """A visit the resident made in another city (cross-region care): where, when, what kind;
+    the record itself stays in that city."""
+
+    city_code: str
+    city_name: str
+    encounter_id: int
+    kind: str
+    day: dt.date
+    institution_code: str
+    institution_name: str

@@ -4,6 +4,7 @@ node, which asks the access policy first."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -90,6 +91,23 @@ def encounters(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[rec.EncounterView]:
     return node.encounters(actor, resident_id, kind=kind, limit=limit)
+
+
+@router.get(
+    "/{resident_id}/visits-elsewhere",
+    response_model=list[s.VisitElsewhereOut],
+    summary="Visits made in other cities: their pointers, newest first (the records stay there)",
+)
+def visits_elsewhere(
+    resident_id: ResidentId,
+    node: NodeDep,
+    actor: ActorDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[s.VisitElsewhereOut]:
+    return [
+        s.VisitElsewhereOut(**dataclasses.asdict(v), city_name=v.city_name)
+        for v in node.visits_elsewhere(actor, resident_id, limit=limit)
+    ]
 
 
 @router.post("/{resident_id}/encounters", status_code=201, summary="Open a visit at the caller's institution")
