@@ -589,6 +589,11 @@ class Regions:
             uow.commit()
         return ids, home, reply
 
+    def visiting(self, uow: UnitOfWork, resident_id: str) -> bool:
+        """Whether ``resident_id`` (a survivor) is a visitor here (:class:`Node` asks in its own
+        transaction before reading a record)."""
+        return uow.session.get(t.Visitor, resident_id) is not None
+
     def glance(self, actor: Actor, resident_id: str, *, visits: int = VISITS) -> Glance | None:
         """A clinician's glance at a visitor, fetched from the home; None: not a visitor."""
         categories = (

@@ -163,6 +163,11 @@ class Elsewhere(Protocol):
         self, actor: Actor, *, card_number: str, chip_serial: str, stage: str, terminal_kind: str
     ) -> Swipe: ...
 
+    def visiting(self, uow: UnitOfWork, resident_id: str) -> bool:
+        """Whether ``resident_id`` (a survivor) is a visitor here, read in the caller's
+        transaction: one key look-up, so a read of a resident of this city pays no more."""
+        ...
+
     def glance(self, actor: Actor, resident_id: str, *, visits: int) -> Glance | None: ...
 
     def summary(self, actor: Actor, resident_id: str) -> rec.SummaryView | None: ...
@@ -532,39 +537,55 @@ class Node:
             return Presence(ids[0], card_number, use.id, GrantInfo(actor.institution_code, grant.expires_at))
 
     # --- reading the record --------------------------------------------------------------------
+    def _visiting(self, uow: UnitOfWork, ids: list[str]) -> bool:
+        """A visitor from another city, whose record is read at home (:attr:`regions`)."""
+        return self.regions is not None and self.regions.visiting(uow, ids[0])
+
     def summary(self, actor: Actor, resident_id: str) -> rec.SummaryView:
-        if self.regions is not None:  # a visitor from another city: read at home
-            away = self.regions.summary(actor, resident_id)
-            if away is not None:
-                return away
-        with self._record(actor, resident_id, Category.SUMMARY, what="summary") as (uow, ids, decision):
-            return self.records.summary(uow, ids, hidden=decision.hidden)
+        with self.db.uow() as uow:
+            ids = self._ids(uow, resident_id)
+            if not self._visiting(uow, ids):
+                decision = self.access.check(uow, actor, ids, Category.SUMMARY, what="summary")
+                found = self.records.summary(uow, ids, hidden=decision.hidden)
+                uow.commit()
+                return found
+        assert self.regions is not None  # a visitor from another city: read at home
+        away = self.regions.summary(actor, resident_id)
+        if away is None:  # pragma: no cover - a visitor row is never taken away
+            raise NotFound("visitor", resident_id)
+        return away
 
     def glance(self, actor: Actor, resident_id: str, *, visits: int = 20) -> Glance:
         """The clinic console's "一目了然": the person, the summary, the vaccination plan and the
         latest visits in one transaction — each category checked and audited as its own read
         would be (the resident's "who looked" lists the four), the tie found by the first check
         not looked up again by the next ones.  A visitor from another city is read at home."""
-        if self.regions is not None:
-            away = self.regions.glance(actor, resident_id, visits=visits)
-            if away is not None:
-                return away
         with self.db.uow() as uow:
             ids = self._ids(uow, resident_id)
-            first = self.access.check(uow, actor, ids, Category.DEMOGRAPHICS, what="person", why="glance")
-            known = frozenset({first.relationship})
+            if not self._visiting(uow, ids):
+                return self._glance_here(uow, actor, ids, visits)
+        assert self.regions is not None  # a visitor from another city: read at home
+        away = self.regions.glance(actor, resident_id, visits=visits)
+        if away is None:  # pragma: no cover - a visitor row is never taken away
+            raise NotFound("visitor", resident_id)
+        return away
 
-            def check(category: Category, what: str) -> Decision:
-                return self.access.check(uow, actor, ids, category, what=what, why="glance", known=known)
+    def _glance_here(self, uow: UnitOfWork, actor: Actor, ids: list[str], visits: int) -> Glance:
+        """:meth:`glance` of a person whose record is here, in the caller's transaction."""
+        first = self.access.check(uow, actor, ids, Category.DEMOGRAPHICS, what="person", why="glance")
+        known = frozenset({first.relationship})
 
-            person = self.mpi.person(uow, ids[0])
-            summary = self.records.summary(uow, ids, hidden=check(Category.SUMMARY, "summary").hidden)
-            check(Category.IMMUNIZATION, "vaccination plan")
-            plan = self.immunizations.plan_for(uow, ids[0], local_date(self.clock))
-            hidden = check(Category.ENCOUNTERS, "encounters").hidden
-            found = self.records.encounters(uow, ids, hidden=hidden, limit=visits)
-            uow.commit()
-            return Glance(person, summary, plan, found)
+        def check(category: Category, what: str) -> Decision:
+            return self.access.check(uow, actor, ids, category, what=what, why="glance", known=known)
+
+        person = self.mpi.person(uow, ids[0])
+        summary = self.records.summary(uow, ids, hidden=check(Category.SUMMARY, "summary").hidden)
+        check(Category.IMMUNIZATION, "vaccination plan")
+        plan = self.immunizations.plan_for(uow, ids[0], local_date(self.clock))
+        hidden = check(Category.ENCOUNTERS, "encounters").hidden
+        found = self.records.encounters(uow, ids, hidden=hidden, limit=visits)
+        uow.commit()
+        return Glance(person, summary, plan, found)
 
     def archive(self, actor: Actor, resident_id: str) -> rec.ArchiveView | None:
         with self._record(actor, resident_id, Category.ARCHIVE, what="archive") as (uow, ids, _):
