@@ -21,6 +21,7 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.anchors import run_anchors
 from bench.common import made_by, median_seconds, visit
 from bench.federation import run_federation
 from bench.issuance import run_issuance
@@ -201,6 +202,7 @@ SECTIONS: dict[str, str] = {
     "settlement": "## Settlement and appointments",
     "web": "## Web",
     "federation": "## Federation",
+    "anchors": "## Against the anchors",
 }
 
 
@@ -253,6 +255,8 @@ def main() -> None:
         sections.append(run_web(command, args.quick))
     if args.only in (None, "federation"):
         sections.append(run_federation(command, args.quick))
+    if args.only in (None, "anchors"):  # last: it quotes the sections above as they stand
+        sections.append(run_anchors(command, args.quick, fresh="\n".join(sections)))
     text = "\n".join(sections)
     sys.stdout.write(text)
     if args.write:
