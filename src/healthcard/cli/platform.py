@@ -23,6 +23,7 @@ from healthcard.bootstrap import bootstrap
 from healthcard.card import image
 from healthcard.cli.common import console, fail
 from healthcard.cli.federation import embedded_node
+from healthcard.cli.invariants import platform_app
 from healthcard.clock import SystemClock
 from healthcard.errors import HealthCardError, InvalidValue
 from healthcard.federation.nodes import FederationRunner, resync_city
@@ -305,3 +306,4 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(account_app, name="account")
     app.add_typer(terminal_app, name="terminal")
+    app.add_typer(platform_app, name="platform")
