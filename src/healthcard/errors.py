@@ -10,6 +10,8 @@
     ├── TransitionRefused              a life-cycle step not allowed from the current status
     ├── PermissionDenied               the operator's role may not do this
     ├── NotAuthenticated               no valid login: wrong password, expired token, bad SAM signature
+    ├── TooManyAttempts                too many logins / challenges / PINs from one place: wait
+    │                                  ``retry_after`` seconds (HTTP 429)
     ├── HotListed                      a terminal refuses a card on the hot list (黑名单)
     ├── HotListError                   a hot list that cannot be loaded (wrong base version, format)
     ├── StorageError                   the database is unreachable or not at the current schema
@@ -85,6 +87,16 @@ class NotAuthenticated(HealthCardError):
     """The caller is not who it claims: a wrong password, a locked account, an expired or forged
     token, a terminal whose SAM signature does not verify.  The message never says which of
     username and password was wrong."""
+
+
+class TooManyAttempts(HealthCardError):
+    """Too many attempts (logins, terminal challenges, PINs) from one client address or reader
+    within a window: refused before any work, ``retry_after`` seconds until the window ends."""
+
+    def __init__(self, what: str, retry_after: int) -> None:
+        self.what = what
+        self.retry_after = max(1, retry_after)
+        super().__init__(f"too many {what}: try again in {self.retry_after} s")
 
 
 class HotListed(HealthCardError):

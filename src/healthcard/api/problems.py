@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from healthcard import errors as e
@@ -23,6 +24,7 @@ TABLE: tuple[tuple[type[e.HealthCardError], int, str], ...] = (
     (e.NotFound, 404, "not-found"),
     (e.NotAuthenticated, 401, "unauthenticated"),
     (e.PermissionDenied, 403, "forbidden"),
+    (e.TooManyAttempts, 429, "too-many-attempts"),
     (e.HotListed, 409, "hot-listed"),
     (e.TransitionRefused, 409, "conflict"),
     (e.CertificateError, 422, "certificate"),
@@ -46,7 +48,10 @@ def _domain(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, kind):
             if isinstance(exc, e.InvalidValue):
                 return problem(status, code, exc.message, exc.field)
-            return problem(status, code, str(exc))
+            answer = problem(status, code, str(exc))
+            if isinstance(exc, e.TooManyAttempts):
+                answer.headers["Retry-After"] = str(exc.retry_after)
+            return answer
     log.warning("unmapped domain error %s on %s", type(exc).__name__, request.url.path)
     return problem(400, "refused", str(exc))
 
@@ -88,3 +93,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(DBAPIError, _database)
+    # every pooled connection busy for the pool's timeout: the database is, to this caller, unavailable
+    app.add_exception_handler(PoolTimeout, _database)
