@@ -76,8 +76,21 @@ class Database:
         if url.startswith("sqlite"):
             self.engine = _sqlite_engine(url, echo=echo)
         else:
+            # a stopped server is refused at once and an unreachable one given up after 5 s; TCP
+            # keepalives end a query whose server vanished without a word (a cut network) in
+            # about a minute instead of the operating system's two hours
+            keepalives = {
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+            }
             self.engine = create_engine(
-                url, echo=echo, pool_size=pool_size, pool_pre_ping=True, connect_args={"connect_timeout": 5}
+                url,
+                echo=echo,
+                pool_size=pool_size,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": 5, **keepalives},
             )
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
