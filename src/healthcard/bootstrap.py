@@ -98,7 +98,13 @@ def bootstrap(
 
     # no secret configured: a fresh one, good for this process only (tests, one-off CLI calls)
     secret = settings.token_secret or secrets.token_bytes(32)
-    node = Node(db, clock, token_secret=secret, trust=load_trust(settings))
+    node = Node(
+        db,
+        clock,
+        token_secret=secret,
+        trust=load_trust(settings),
+        audit_archive_dir=settings.audit_archive_path,
+    )
     cards = CardCentre(db, clock, open_centre, card_data=node.card_data)
     identity = NodeIdentity.of(settings.node_role, settings.node_code)
     if identity.code is not None and bus is None:

@@ -57,6 +57,17 @@ def _nats_url(url: str | None) -> str | None:
     return url
 
 
+def audit_hot_days(text: str) -> int:
+    """Days of audit entries kept in the database: a whole number from 1 to 36,500."""
+    try:
+        days = int(text.strip())
+    except ValueError:
+        raise InvalidValue("HEALTHCARD_AUDIT_HOT_DAYS", f"{text!r}: a whole number of days") from None
+    if not 1 <= days <= 36_500:
+        raise InvalidValue("HEALTHCARD_AUDIT_HOT_DAYS", f"{days}: 1 to 36500 days")
+    return days
+
+
 #: the roles of a node in the three-level platform (healthcard.federation.nodes)
 NODE_ROLES = ("city", "province", "national")
 
@@ -98,6 +109,8 @@ class Settings:
     nats_url: str | None = None
     node_role: str = "city"
     node_code: str | None = None
+    audit_hot_days: int = 180
+    audit_archive_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +143,8 @@ class Settings:
             nats_url=_nats_url(env.get("HEALTHCARD_NATS_URL") or None),
             node_role=role,
             node_code=code,
+            audit_hot_days=audit_hot_days(env.get("HEALTHCARD_AUDIT_HOT_DAYS") or "180"),
+            audit_archive_dir=Path(archive) if (archive := env.get("HEALTHCARD_AUDIT_ARCHIVE_DIR")) else None,
         )
 
     @property
@@ -140,6 +155,11 @@ class Settings:
     @property
     def keystore_path(self) -> Path:
         return self.keystore or self.data_dir / "keys" / "keystore.json"
+
+    @property
+    def audit_archive_path(self) -> Path:
+        """Where the archived audit segments are (healthcard.platform.auditarchive)."""
+        return self.audit_archive_dir or self.data_dir / "audit-archive"
 
     @property
     def trust_path(self) -> Path:

@@ -17,6 +17,11 @@ hash and finds an edited entry (its hash no longer matches), a deleted entry in 
 gap in ``seq`` and a broken ``prev_hash`` link) and a deleted tail (the chain ends before its
 head).  What it cannot find alone is a rewrite of a whole chain *and* its head; anchoring the
 head hashes elsewhere (a signed daily digest to the province node) closes that — a later step.
+
+Old entries move out to archived segments (:mod:`healthcard.platform.auditarchive`): only whole
+prefixes of a chain, and each chain's last archived (seq, hash) stays in
+``audit_archive_chains`` as the **checkpoint** the first entry left in ``audit_log`` chains from.
+:meth:`Audit.verify` starts each chain there; ``verify_with_archives`` checks the segments too.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, exists, insert, not_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -35,8 +41,11 @@ from healthcard.clock import Clock
 from healthcard.errors import InvalidValue
 from healthcard.keys import sm3
 from healthcard.platform.access import Actor, Relationship, Role
-from healthcard.storage.tables import AuditEntry, AuditHead
+from healthcard.storage.tables import AuditArchiveChain, AuditEntry, AuditHead
 from healthcard.storage.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from healthcard.platform.auditarchive import ArchiveReport, ArchiveVerifyReport
 
 #: the ``prev_hash`` of the first entry of every chain
 GENESIS = "0" * 64
@@ -202,11 +211,13 @@ class _Problems:
 class _Chain:
     """The verifier's state along one chain."""
 
-    def __init__(self, name: str, head: tuple[int, str] | None) -> None:
+    def __init__(
+        self, name: str, head: tuple[int, str] | None, checkpoint: tuple[int, str] | None = None
+    ) -> None:
         self.name = name
         self.head = head
-        self.expected = 1
-        self.prev = GENESIS
+        self.expected = 1 if checkpoint is None else checkpoint[0] + 1
+        self.prev = GENESIS if checkpoint is None else checkpoint[1]
         self.last: tuple[int, str] | None = None
 
     def take(self, row: Any, problems: _Problems) -> None:
@@ -265,11 +276,30 @@ _MOVE_HEAD = (
 _APPEND_PG = _MOVE_HEAD.add_cte(_INSERT_ENTRY.cte("entry"))
 
 
+def checkpoints(chain: str | None = None) -> Any:
+    """A subquery: each archived chain's checkpoint (``chain``, ``seq``, ``hash``) — the last
+    entry of the newest segment that holds part of it (healthcard.platform.auditarchive)."""
+    latest = select(AuditArchiveChain.chain, func.max(AuditArchiveChain.last_seq).label("seq"))
+    if chain is not None:
+        latest = latest.where(AuditArchiveChain.chain == chain)
+    newest = latest.group_by(AuditArchiveChain.chain).subquery("newest")
+    return (
+        select(newest.c.chain, newest.c.seq, AuditArchiveChain.last_hash.label("hash"))
+        .join(
+            AuditArchiveChain,
+            and_(AuditArchiveChain.chain == newest.c.chain, AuditArchiveChain.last_seq == newest.c.seq),
+        )
+        .subquery("checkpoint")
+    )
+
+
 class Audit:
     """Append to the chains, verify them, answer "who looked at my record"."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, archive_dir: Path | None = None) -> None:
         self.clock = clock
+        #: where archived segments are read from for "who looked" (None: the hot table only)
+        self.archive_dir = archive_dir
 
     # --- appending -----------------------------------------------------------------------------
     @staticmethod
@@ -361,10 +391,13 @@ class Audit:
     # --- verifying -----------------------------------------------------------------------------
     def verify(self, uow: UnitOfWork, chain: str | None = None, *, max_problems: int = 100) -> VerifyReport:
         """Recompute every chain (or one): each hash, each ``prev_hash`` link, ``seq`` without
-        gaps from 1, and the last entry equal to the head.  One streamed pass over the entries
-        in chain order (joined to their heads), then one query for heads whose entries are all
-        gone: constant memory on a log of any size."""
+        gaps from 1 (or from the chain's archive checkpoint), and the last entry equal to the
+        head.  One streamed pass over the entries in chain order (joined to their heads and
+        checkpoints), then one query for heads whose entries are all gone (and not archived):
+        constant memory on a log of any size.  The archived segments themselves are checked by
+        :func:`healthcard.platform.auditarchive.verify_with_archives`."""
         problems = _Problems(max_problems)
+        checkpoint = checkpoints(chain)
         query = (
             select(
                 *_COLUMNS,
@@ -372,12 +405,26 @@ class Audit:
                 AuditEntry.hash,
                 AuditHead.seq.label("head_seq"),
                 AuditHead.hash.label("head_hash"),
+                checkpoint.c.seq.label("archived_seq"),
+                checkpoint.c.hash.label("archived_hash"),
             )
             .outerjoin(AuditHead, AuditHead.chain == AuditEntry.chain)
+            .outerjoin(checkpoint, checkpoint.c.chain == AuditEntry.chain)
             .order_by(AuditEntry.chain, AuditEntry.seq)
         )
-        emptied = select(AuditHead.chain, AuditHead.seq).where(
-            AuditHead.seq > 0, not_(exists().where(AuditEntry.chain == AuditHead.chain))
+        emptied = (
+            select(AuditHead.chain, AuditHead.seq)
+            .outerjoin(checkpoint, checkpoint.c.chain == AuditHead.chain)
+            .where(
+                AuditHead.seq > 0,
+                not_(exists().where(AuditEntry.chain == AuditHead.chain)),
+                # not a chain archived whole (its checkpoint is its head); no checkpoint is NULL
+                or_(
+                    checkpoint.c.seq.is_(None),
+                    checkpoint.c.seq != AuditHead.seq,
+                    checkpoint.c.hash != AuditHead.hash,
+                ),
+            )
         )
         if chain is not None:
             query = query.where(AuditEntry.chain == chain)
@@ -390,7 +437,10 @@ class Audit:
                 if current is not None:
                     current.finish(problems)
                 head = None if row.head_seq is None else (int(row.head_seq), str(row.head_hash))
-                current = _Chain(row.chain, head)
+                archived = (
+                    None if row.archived_seq is None else (int(row.archived_seq), str(row.archived_hash))
+                )
+                current = _Chain(row.chain, head, archived)
                 chains += 1
             current.take(row, problems)
             entries += 1
@@ -426,7 +476,43 @@ class Audit:
                 )
             )
         query = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
-        return [_view(row) for row in uow.session.execute(query)]
+        views = [_view(row) for row in uow.session.execute(query)]
+        if self.archive_dir is None or len(views) >= limit:
+            return views
+        # older entries moved to archived segments: each chain's gzip member, read alone
+        from healthcard.platform.auditarchive import archived_entries
+
+        older = [
+            v
+            for v in archived_entries(uow, self.archive_dir, ids)
+            if include_self or not _own_access(v.role, v.outcome, v.why)
+        ]
+        views.extend(older)
+        views.sort(key=lambda v: v.at, reverse=True)
+        return views[:limit]
+
+    # --- retention (healthcard.platform.auditarchive) ------------------------------------------
+    def archive(self, uow: UnitOfWork, *, before: dt.datetime, directory: Path) -> ArchiveReport:
+        """Move each chain's entries older than ``before`` to a new segment in ``directory``
+        (the caller commits)."""
+        from healthcard.platform.auditarchive import archive
+
+        return archive(uow, self.clock, before=before, directory=directory)
+
+    def verify_with_archives(
+        self, uow: UnitOfWork, directory: Path, *, max_problems: int = 100
+    ) -> ArchiveVerifyReport:
+        """:meth:`verify`, and every archived segment in ``directory`` with it."""
+        from healthcard.platform.auditarchive import verify_with_archives
+
+        return verify_with_archives(uow, self, directory, max_problems=max_problems)
+
+
+def _own_access(role: str, outcome: str, why: str) -> bool:
+    """A resident's own allowed access (not a guardian's proxy read): left out of "who looked"."""
+    return (
+        role == Role.RESIDENT.value and outcome == "allowed" and not why.startswith(Relationship.PROXY.value)
+    )
 
 
 __all__ = [

@@ -22,6 +22,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import Row, bindparam, func, insert, or_, select
@@ -233,11 +234,20 @@ def _usable(row: Any, card_number: str, chip: str, *, live: bool) -> None:
 
 
 class Node:
-    def __init__(self, db: Database, clock: Clock, *, token_secret: bytes, trust: TrustStore) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        token_secret: bytes,
+        trust: TrustStore,
+        audit_archive_dir: Path | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.token_secret = token_secret  # signs access tokens and terminal challenges
-        self.audit = Audit(clock)
+        # "who looked" reads a resident's archived audit entries there too (auditarchive)
+        self.audit = Audit(clock, archive_dir=audit_archive_dir)
         self.access = Access(db, clock, self.audit, care=(booked_here_today,))
         self.mpi = Mpi(clock)
         self.records = rec.Records(clock)

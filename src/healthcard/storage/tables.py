@@ -616,6 +616,38 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditArchive(Base):
+    """One archived segment of the audit log (healthcard.platform.auditarchive): a gzip file of
+    JSON lines moved out of ``audit_log`` in one run, its number (1, 2, …), its SHA-256 and size.
+    Written in the transaction that deletes the entries it holds, after the file is on disk."""
+
+    __tablename__ = "audit_archives"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # the number
+    segment: Mapped[str] = mapped_column(String(64), unique=True)  # the file name
+    before: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # entries older than this moved
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    entries: Mapped[int] = mapped_column(BigInteger)
+    chains: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes of the file
+    sha256: Mapped[str] = mapped_column(String(64))  # of the file, lower-case hex
+
+
+class AuditArchiveChain(Base):
+    """The part of one chain inside one segment: entries ``first_seq``–``last_seq``, the hash of
+    the last (the checkpoint the next segment or the hot table chains from), and the byte range
+    of the chain's gzip member in the file (a resident's archived entries read without the rest)."""
+
+    __tablename__ = "audit_archive_chains"
+    __table_args__ = (Index("ix_audit_archive_chains_chain", "chain", "last_seq"),)
+    archive_id: Mapped[int] = mapped_column(ForeignKey("audit_archives.id"), primary_key=True)
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    first_seq: Mapped[int] = mapped_column(Integer)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(BigInteger)
+
+
 # ==== household proxy links (healthcard.platform.household) ========================================
 #: a household link still standing (not revoked): one per (guardian, dependant)
 LIVE_LINK = "revoked_at IS NULL"
@@ -1211,6 +1243,8 @@ __all__ = [
     "Accumulator",
     "Allergy",
     "Application",
+    "AuditArchive",
+    "AuditArchiveChain",
     "AuditEntry",
     "AuditHead",
     "BankTransfer",
