@@ -32,6 +32,8 @@
     ├── RecordInvalid                  a DF03 visit record is marked FF (not valid)
     ├── ImageError                     a card image cannot be read or written
     ├── TransportError                 the reader, pcscd or the vpcd link failed
+    │   ├── CardRemoved                the SDK lost the user card mid-operation (``step``: where)
+    │   └── SamRemoved                 the SDK lost the SAM mid-operation (``step``: where)
     ├── KeyStoreError                  the key store cannot be opened or written (wrong passphrase,
     │                                  missing HSM token, a key or set that is not there)
     ├── KeyVersionError                a card's key version is not held by the SAM / key store
@@ -187,6 +189,27 @@ class ImageError(HealthCardError):
 
 class TransportError(HealthCardError):
     """The link to the card failed (reader gone, pcscd down, vpcd closed)."""
+
+
+class CardRemoved(TransportError):
+    """The terminal SDK lost the user card in the middle of an operation (pulled from the reader,
+    reader unplugged, pcscd gone).  ``step`` names the file and command that got no answer, e.g.
+    ``"UPDATE BINARY DF03/ED01"``; the cause (``__cause__``) is the transport's own error.  Each
+    command the card answered is complete on the card, the one without an answer is done whole
+    or not at all, and the rest never reached it (docs/card.md §9.1)."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        self.step = step
+        super().__init__(f"the card was removed during {step}: {reason}")
+
+
+class SamRemoved(TransportError):
+    """As :class:`CardRemoved`, for the terminal's SAM slot (the PSAM pulled or its reader gone);
+    ``step`` names the SAM command, e.g. ``"SAM VERIFY (PIN)"``."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        self.step = step
+        super().__init__(f"the SAM was removed during {step}: {reason}")
 
 
 class KeyStoreError(HealthCardError):

@@ -340,7 +340,7 @@ def test_record_encounter_is_idempotent(db: Database, records: Records, clock: F
         ({"diagnoses": (DiagnosisIn("XX"),)}, "diagnoses[0].code"),
         ({"institution_code": "999999999"}, "institution_code"),
         ({"kind": "home-visit"}, "kind"),
-        ({"started_at": NOW + dt.timedelta(minutes=5)}, "started_at"),
+        ({"started_at": NOW + dt.timedelta(minutes=20)}, "started_at"),  # past CLOCK_SKEW (15 min)
         ({"started_at": dt.datetime(2026, 11, 24, 9, 0)}, "started_at"),  # no time zone
         ({"ended_at": NOW - dt.timedelta(hours=2)}, "ended_at"),  # before it started
         ({"ended_at": NOW + dt.timedelta(hours=2)}, "ended_at"),

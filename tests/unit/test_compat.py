@@ -394,7 +394,8 @@ def test_no_sdk_function_raises(terminal: HealthCardTerminal, error: Exception, 
     assert sdk.iW_DF03EF06Info(1) == code
     assert sdk.iErase_DF03EF05Info(1) == code
     assert sdk.iW_DF03ED_ALLInfo(1, "") == code
-    assert sdk.last_error is error
+    last = sdk.last_error  # a lost link comes back as CardRemoved naming the step, caused by it
+    assert last is error or (isinstance(last, errors.CardRemoved) and last.__cause__ is error)
 
 
 @pytest.mark.parametrize(

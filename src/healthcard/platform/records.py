@@ -338,12 +338,18 @@ def _gbk(field: str, value: object, limit: int, noun: str, *, required: bool = T
     return text
 
 
+#: how far a reported time (a terminal's clock: an offline visit's start, an observation) may run
+#: ahead of the platform's clock and still be taken, as reported (docs/platform.md "Clock skew");
+#: the platform's own receipt time is kept beside it (``created_at``)
+CLOCK_SKEW = dt.timedelta(minutes=15)
+
+
 def _aware(field: str, value: object, now: dt.datetime) -> dt.datetime:
     if not isinstance(value, dt.datetime):
         raise InvalidValue(field, "expected a date and time")
     if value.tzinfo is None:
         raise InvalidValue(field, "a time needs its time zone (e.g. +08:00)")
-    if value > now:
+    if value > now + CLOCK_SKEW:
         raise InvalidValue(field, f"{value.isoformat()} is in the future")
     return value.astimezone(dt.UTC)
 
@@ -412,6 +418,7 @@ class _Check:
     def __init__(self, now: dt.datetime) -> None:
         self.now = now
         self.today = now.astimezone(SHANGHAI).date()
+        self.latest_day = (now + CLOCK_SKEW).astimezone(SHANGHAI).date()  # a terminal past midnight
 
     def diagnoses(
         self, items: Sequence[DiagnosisIn], day: dt.date, at: str = "diagnoses"
@@ -436,7 +443,7 @@ class _Check:
                     "category": icd10.sensitivity(code.code).value,
                     "diagnosed_on": day
                     if d.diagnosed_on is None
-                    else _day(f"{field}.diagnosed_on", d.diagnosed_on, self.today),
+                    else _day(f"{field}.diagnosed_on", d.diagnosed_on, self.latest_day),
                 }
             )
         return rows
@@ -518,7 +525,7 @@ class _Check:
                     "name": _text(f"{field}.name", p.name, 80),
                     "performed_on": day
                     if p.performed_on is None
-                    else _day(f"{field}.performed_on", p.performed_on, self.today),
+                    else _day(f"{field}.performed_on", p.performed_on, self.latest_day),
                 }
             )
         return rows

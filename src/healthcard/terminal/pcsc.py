@@ -28,6 +28,7 @@ __all__ = ["PcscError", "PcscTransport", "list_readers"]
 logger = logging.getLogger(__name__)
 
 _POLL = 0.1  # seconds between attempts while waiting for pcscd, the reader or the card
+_SCARD_ABSENT = 0x0002  # SCardStatus's state bit (pcsclite.h): no card in the reader
 
 
 class PcscError(TransportError):
@@ -258,8 +259,30 @@ class PcscTransport(Transport):
             raise PcscError(f"transmit to {self._describe()} failed: {_reason(scard, hresult)}", int(hresult))
         data = bytes(response)
         if len(data) < 2:
-            raise PcscError(f"transmit to {self._describe()}: response without a status word ({data.hex()})")
+            raise self._without_status_word(scard, data)
         return data
+
+    def _without_status_word(self, scard: ModuleType, data: bytes) -> PcscError:
+        """A reply without a status word.  vpcd (and some readers) give that when the card left
+        in the middle of the command, and pcscd learns of the removal a moment later: ask it,
+        for up to a second, so the error says "Card was removed" rather than nothing."""
+        assert self._card is not None
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                hresult, _reader, state, _protocol, _atr = scard.SCardStatus(self._card)
+            except scard.error:
+                break
+            if hresult != scard.SCARD_S_SUCCESS:
+                reason = _reason(scard, hresult)
+                return PcscError(f"transmit to {self._describe()} failed: {reason}", int(hresult))
+            if int(state) & _SCARD_ABSENT:
+                code = scard.SCARD_W_REMOVED_CARD
+                return PcscError(f"transmit to {self._describe()} failed: {_reason(scard, code)}", int(code))
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_POLL / 2)
+        return PcscError(f"transmit to {self._describe()}: response without a status word ({data.hex()})")
 
     # --- release ---------------------------------------------------------------------------
     def disconnect(self) -> None:

@@ -11,11 +11,12 @@ value fails with a field-named error and nothing reaches the card.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from healthcard.card import codecs
-from healthcard.card.apdu import CommandAPDU
+from healthcard.card.apdu import CommandAPDU, ResponseAPDU
 from healthcard.card.atr import KeyInfo, chip_serial, key_info
 from healthcard.card.filesystem import SMLevel
 from healthcard.card.personalise import Value, cyclic_record, encode_item, photo_file
@@ -31,10 +32,11 @@ from healthcard.card.profile import (
     visit_item,
     visit_items,
 )
-from healthcard.card.sw import exception_for, is_success
+from healthcard.card.sw import describe, exception_for, is_success
 from healthcard.codes import meaning
 from healthcard.errors import (
     CardError,
+    CardRemoved,
     CertificateError,
     HotListed,
     InvalidValue,
@@ -42,6 +44,8 @@ from healthcard.errors import (
     RecordInvalid,
     RecordNotFound,
     SamError,
+    SamRemoved,
+    TransportError,
 )
 from healthcard.keys import recipes
 from healthcard.keys.certificates import (
@@ -57,6 +61,7 @@ from healthcard.keys.certificates import (
 from healthcard.keys.primitives import Algorithm, sm3
 from healthcard.keys.table import KEY_TABLE, Depth, KeySpec, KeyUse, maintenance_key
 from healthcard.terminal.hotlist import HotListHit, TerminalHotList
+from healthcard.terminal.pcsc import PcscError
 from healthcard.terminal.records import (
     Address,
     Allergy,
@@ -77,6 +82,41 @@ from healthcard.terminal.records import (
     Summary,
 )
 from healthcard.terminal.transport import Transport
+
+#: the commands' names in :class:`~healthcard.errors.CardRemoved` / ``SamRemoved`` messages
+_CARD_STEPS = {
+    0xA4: "SELECT",
+    0xB0: "READ BINARY",
+    0xD6: "UPDATE BINARY",
+    0xB2: "READ RECORD",
+    0xDC: "UPDATE RECORD",
+    0x84: "GET CHALLENGE",
+    0x82: "EXTERNAL AUTHENTICATE",
+    0xD2: "WRITE RECORD (index flag 00)",
+    0x0C: "ERASE RECORD (index flag FF)",
+}
+_SAM_STEPS = {
+    0xA4: "SELECT",
+    0xB0: "READ BINARY (certificate)",
+    0x20: "VERIFY (PIN)",
+    0xDE: "LOAD KEY (diversify)",
+    0xFA: "CIPHER",
+    0xF8: "SIGN",
+    0xC0: "GET RESPONSE",
+}
+
+logger = logging.getLogger(__name__)
+#: the card's refusals an attack causes (a wrong cryptogram, a bad MAC, a spent or stale challenge,
+#: a blocked key or PIN): logged as warnings with the chip serial, the command and the status word —
+#: never the data, which may carry a cryptogram or a PIN — for the terminal's log and its uplink
+_REFUSALS = frozenset({0x6300, 0x6982, 0x6983, 0x6985, 0x6988})
+
+
+def _bare(error: TransportError) -> bool:
+    """A transport's bare failure (``TransportError``, ``PcscError``), which the SDK turns into
+    :class:`CardRemoved` / :class:`SamRemoved` naming the step; a transport that raises a named
+    error of its own (the agent's readers: ``NoCard``, ``CardRemoved``, ``SamMissing``) keeps it."""
+    return type(error) in (TransportError, PcscError)
 
 
 def _key_for(df: str, kid: int) -> KeySpec:
@@ -122,6 +162,7 @@ class HealthCardTerminal:
         self._sam_certificate: bytes | None = None
         self._df = "MF"
         self._auth: set[str] = set()
+        self._file = "MF"  # the file the last SELECT aimed at, to name a step that got no answer
 
     # --- session -----------------------------------------------------------------------
     def open(self) -> None:
@@ -208,15 +249,47 @@ class HealthCardTerminal:
 
     # --- APDU plumbing -------------------------------------------------------------------
     def _cmd(self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None) -> bytes:
-        response = self.card.transmit(CommandAPDU(cla, ins, p1, p2, data, le))
+        try:
+            response = self.card.transmit(CommandAPDU(cla, ins, p1, p2, data, le))
+        except TransportError as error:
+            step = f"{_CARD_STEPS.get(ins, f'INS {ins:02X}')} {self._file}"
+            self._lost()
+            if not _bare(error):
+                raise
+            raise CardRemoved(step, str(error)) from error
         if not is_success(response.sw):
+            if response.sw in _REFUSALS or response.sw & 0xFFF0 == 0x63C0:
+                logger.warning(
+                    "card %s refused %02X %02X %02X %02X: %04X %s",
+                    self.serial.hex().upper() or "-",
+                    cla,
+                    ins,
+                    p1,
+                    p2,
+                    response.sw,
+                    describe(response.sw),
+                )
             raise exception_for(response.sw)
         return response.data
 
+    def _lost(self) -> None:
+        """The card or the SAM is gone: what this side knew of the session is void."""
+        self._df, self._auth, self._file = "MF", set(), "MF"
+
+    def _sam_transmit(self, cmd: CommandAPDU) -> ResponseAPDU:
+        try:
+            return self.sam.transmit(cmd)
+        except TransportError as error:
+            step = f"SAM {_SAM_STEPS.get(cmd.ins, f'INS {cmd.ins:02X}')}"
+            self._lost()
+            if not _bare(error):
+                raise
+            raise SamRemoved(step, str(error)) from error
+
     def _sam(self, cmd: CommandAPDU) -> bytes:
-        response = self.sam.transmit(cmd)
+        response = self._sam_transmit(cmd)
         if response.sw1 == 0x61:
-            response = self.sam.transmit(CommandAPDU(0x00, 0xC0, 0, 0, le=response.sw2 or 256))
+            response = self._sam_transmit(CommandAPDU(0x00, 0xC0, 0, 0, le=response.sw2 or 256))
         if not is_success(response.sw):
             raise SamError(response.sw, exception_for(response.sw).args[0])
         return response.data
@@ -226,11 +299,17 @@ class HealthCardTerminal:
             return
         if df != "DDF1" and self._df == "MF":
             self.select_df("DDF1")
+        self._file = df
         self._cmd(0x00, 0xA4, 0, 0, DF_FIDS[df].to_bytes(2, "big"))
         self._df, self._auth = df, set()
 
     def _select_ef(self, fid: int) -> None:
+        self._file = f"{self._df}/{self._ef_name(fid)}"
         self._cmd(0x00, 0xA4, 0, 0, fid.to_bytes(2, "big"))
+
+    @staticmethod
+    def _ef_name(fid: int) -> str:
+        return f"{fid:04X}" if fid >> 8 in (0xED, 0xEE) else f"EF{fid & 0xFF:02X}"
 
     def _factors(self, spec: KeySpec) -> bytes:
         if spec.depth is not Depth.PROVINCE_CARD:
@@ -612,9 +691,17 @@ class HealthCardTerminal:
         self._write_cyclic("DF02", "EF08", (vaccine, date.strftime("%Y%m%d")))
 
     def write_photo(self, jpeg: bytes) -> None:
+        """One UPDATE BINARY with extended APDUs (the card keeps it whole or not at all).  In
+        short APDUs the file takes many: the length field is zeroed first and written last, so
+        a card pulled in between shows no photo, never a torn one (docs/card.md "Faults")."""
         content = photo_file(jpeg, self.profile.file("DDF1", "EF07").size)
         self._open_file("DDF1", "EF07", write=True)
-        self._update_binary(0, content)
+        if self.extended:
+            self._update_binary(0, content)
+            return
+        self._update_binary(0, bytes(2))  # no photo while its bytes change
+        self._update_binary(2, content[2:])
+        self._update_binary(0, content[:2])  # the length last: the photo appears whole
 
     def _write_visit(self, kind: str, data: bytes) -> int:
         """Write a visit record into a free slot, or over the oldest: erase the index (FF),

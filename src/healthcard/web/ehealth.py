@@ -44,6 +44,12 @@ from healthcard.web.session import derive_key
 
 #: how long a dynamic code is good for
 VALIDITY = dt.timedelta(minutes=5)
+#: how far the clock of the node that made a code may run ahead of the node that checks it: a
+#: code whose expiry lies further ahead than VALIDITY + this is none of ours (refused as forged).
+#: Both ends are platform clocks (the portal makes the code, the clinic page checks it with the
+#: node's clock): a terminal's or phone's clock plays no part, so its skew changes nothing
+#: (docs/platform.md "Clock skew").
+ISSUER_CLOCK_TOLERANCE = dt.timedelta(minutes=1)
 #: CV02.01.101: 01 居民身份证 (the card number is the citizen ID number)
 ID_TYPE = "01"
 #: 二维码类型: 0 dynamic
@@ -141,7 +147,7 @@ def verify(keys: EhcKeys, text: str, now: dt.datetime) -> Verified:
         expires = dt.datetime.strptime(block[:7].hex(), "%Y%m%d%H%M%S").replace(tzinfo=SHANGHAI)
     except ValueError:
         raise CryptoError("not an electronic health card code") from None
-    if expires - now > VALIDITY + dt.timedelta(minutes=1):
+    if expires - now > VALIDITY + ISSUER_CLOCK_TOLERANCE:
         raise CryptoError("not an electronic health card code")  # no code of ours lives that long
     if now > expires:
         raise InvalidValue(
