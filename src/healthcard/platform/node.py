@@ -174,6 +174,8 @@ class Elsewhere(Protocol):
     def summary(self, actor: Actor, resident_id: str) -> rec.SummaryView | None: ...
 
 
+#: the audit ``what`` of a card number presented with a chip that is not its own (a cloned image)
+CHIP_REFUSED = "card chip"
 _CARD_TABLE = t.Card.metadata.tables[t.Card.__tablename__]
 _CARDS = _CARD_TABLE.c
 #: a swipe's card, by the chip serial (unique): built once, a plain row
@@ -381,7 +383,12 @@ class Node:
         with self.db.uow() as uow:
             if self.terminals.get(uow, actor.id).kind != "kiosk":
                 raise PermissionDenied("only a self-service kiosk opens a resident's session with the card")
-            card = self._card(uow, card_number, chip_serial, live=True)
+            try:
+                card = self._card(uow, card_number, chip_serial, live=True)
+            except NotFound:
+                uow.rollback()
+                self._chip_refused(actor, card_number=card_number, chip=_chip(chip_serial), use="card login")
+                raise
             resident_id = self.mpi.survivor(uow, card.resident_id)
             resident = Actor(
                 card_number,
@@ -445,10 +452,16 @@ class Node:
             rows = uow.session.execute(_SWIPE_CARD, {"chip": chip}).all()
             if not rows and self.regions is not None:  # no such chip here: another city's card?
                 uow.rollback()
+                # a chip refused there is audited by the card's home node, whose answer is this swipe
                 return self.regions.swipe(
                     actor, card_number=card_number, chip_serial=chip, stage=stage, terminal_kind=terminal_kind
                 )
-            _usable(rows[0] if rows else None, card_number, chip, live=True)
+            try:
+                _usable(rows[0] if rows else None, card_number, chip, live=True)
+            except NotFound:
+                uow.rollback()
+                self._chip_refused(actor, card_number=card_number, chip=chip, use="swipe")
+                raise
             card = rows[0]
             hidden: frozenset[str] | None = None
             if card.merged_into is None:
@@ -928,6 +941,74 @@ class Node:
         self._own(actor, "notifications")
         with self._record(actor, resident_id, Category.AUDIT, what="notifications") as (uow, ids, _):
             return self.access.notifications(uow, ids[0])
+
+    def _chip_refused(self, actor: Actor, *, card_number: str, chip: str, use: str) -> None:
+        """A card number presented with a chip that is not its chip — a card image copied to
+        another chip, or a forged one: a denied audit entry (the terminal, its institution, the
+        card number, the chip presented and the card's registered chip), in its own transaction
+        (the caller's is rolled back) and in the chain of the card's resident when the number is
+        known here, so that the resident's "who looked" shows it too.  :meth:`refused_chips`
+        lists them for the card centre."""
+        with self.db.uow() as uow:
+            rows = uow.session.execute(
+                select(_CARDS.resident_id, _CARDS.chip_serial, _CARDS.status).where(
+                    _CARDS.card_number == card_number[:40]
+                )
+            ).all()
+            current = next((r for r in rows if r.status in USABLE_CARD), rows[-1] if rows else None)
+            registered = current.chip_serial if current is not None else "none"
+            self.audit.record(
+                uow,
+                actor,
+                action="deny",
+                what=CHIP_REFUSED,
+                why=f"{use} refused: chip {chip} is not the chip of card {card_number[:40]} ({registered})",
+                resident_id=current.resident_id if current is not None else None,
+                outcome="denied",
+            )
+            uow.commit()
+
+    def refused_chips(self, actor: Actor, *, limit: int = 100) -> list[AuditView]:
+        """The card centre's security events: swipes and kiosk logins refused because the chip was
+        not the card's (:meth:`_chip_refused`), newest first; the read is audited."""
+        if actor.role not in (Role.CARD_ADMIN, Role.AUDITOR, Role.ADMIN):
+            raise PermissionDenied("refused chips are read by the card centre, auditors and admins")
+        if not 1 <= limit <= 1000:
+            raise InvalidValue("limit", "1 to 1000")
+        with self.db.uow() as uow:
+            found = (
+                uow.session.execute(
+                    select(t.AuditEntry)
+                    .where(t.AuditEntry.action == "deny", t.AuditEntry.what == CHIP_REFUSED)
+                    .order_by(t.AuditEntry.at.desc(), t.AuditEntry.id.desc())
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+            views = [
+                AuditView(
+                    e.seq,
+                    e.chain,
+                    e.at,
+                    e.actor,
+                    e.role,
+                    e.institution_code,
+                    e.resident_id,
+                    e.action,
+                    e.what,
+                    e.why,
+                    e.carrier,
+                    e.outcome,
+                    e.hash,
+                )
+                for e in found
+            ]
+            self.audit.record(
+                uow, actor, action="read", what="refused chips", why="security", resident_id=None
+            )
+            uow.commit()
+            return views
 
     def verify_audit(self, actor: Actor) -> VerifyReport:
         if actor.role not in (Role.AUDITOR, Role.ADMIN):
