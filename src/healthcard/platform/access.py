@@ -761,6 +761,19 @@ class Access:
         )
         return decision
 
+    def refuse_role(
+        self, uow: UnitOfWork, actor: Actor, category: Category, action: Action = Action.READ, *, what: str
+    ) -> None:
+        """Refuse — before anything is looked up — what the table never allows ``actor``'s role
+        (no row for its role, ``category`` and ``action``), audited like any refusal: a caller
+        that may never read demographics learns nothing from a look-up either, not even whether
+        the identifier it tried is known (a 404 for an unknown one would say so)."""
+        if POLICY.get((actor.role, category, action)):
+            return
+        why = f"{actor.role.value} may never {action.value} {category.value}"
+        self._deny(uow, actor, None, what=what, why=f"{action.value}: {why}")
+        raise PermissionDenied(why)
+
     def _deny(self, uow: UnitOfWork, actor: Actor, resident_id: str | None, *, what: str, why: str) -> None:
         denial = _Denial(actor, resident_id, what, why, self.clock.now())
         session = uow.session

@@ -412,6 +412,7 @@ class Node:
         """The resident an identifier belongs to (card number, ID number, a hospital's visit card
         …), if the caller may see that resident's demographics."""
         with self.db.uow() as uow:
+            self.access.refuse_role(uow, actor, Category.DEMOGRAPHICS, what="identifier")
             resident_id = self.mpi.resolve(uow, system, value, assigner)
             self.access.check(
                 uow, actor, self._ids(uow, resident_id), Category.DEMOGRAPHICS, what="identifier", why=system
