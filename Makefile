@@ -10,7 +10,7 @@ HSM_DIR ?= /tmp/healthcard-softhsm
 export HEALTHCARD_SOFTHSM_DIR := $(HSM_DIR)
 export SOFTHSM2_CONF := $(HSM_DIR)/softhsm2.conf
 
-.PHONY: run test check bench pcsc hsm clean
+.PHONY: run test check bench soak pcsc hsm clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -62,6 +62,12 @@ bench: $(TSTAMP)
 	bash scripts/pcsc-up.sh
 	bash scripts/hsm-up.sh
 	$(BIN)/python -m bench --write docs/benchmarks.md
+
+## soak: 10 minutes of mixed load on 2 workers at 1M residents, PostgreSQL crashed and restarted
+## in the middle (a private cluster; see docs/reliability.md)
+soak: $(TSTAMP)
+	bash scripts/pg-up.sh
+	$(BIN)/python -m bench.soak --minutes 10 --residents 1000000 --write docs/reliability.md
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .hypothesis
