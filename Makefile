@@ -10,7 +10,7 @@ HSM_DIR ?= /tmp/healthcard-softhsm
 export HEALTHCARD_SOFTHSM_DIR := $(HSM_DIR)
 export SOFTHSM2_CONF := $(HSM_DIR)/softhsm2.conf
 
-.PHONY: run test check bench soak pcsc hsm clean
+.PHONY: run test check bench soak fuzz pcsc hsm clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -68,6 +68,14 @@ bench: $(TSTAMP)
 soak: $(TSTAMP)
 	bash scripts/pg-up.sh
 	$(BIN)/python -m bench.soak --minutes 10 --residents 1000000 --write docs/reliability.md
+
+## fuzz: the fuzzers of `make test`, longer — hypothesis 5,000 examples a property on the card's
+## parsers and OS, atheris 10 minutes on the APDU dispatcher, schemathesis 200 requests an operation
+fuzz: $(TSTAMP)
+	bash scripts/pg-up.sh
+	HEALTHCARD_FUZZ_EXAMPLES=5000 HEALTHCARD_ATHERIS_SECONDS=600 HEALTHCARD_API_FUZZ_EXAMPLES=200 \
+	  $(BIN)/python -m pytest -p no:cacheprovider -q -s tests/unit/test_fuzz_card.py \
+	  tests/unit/test_fuzz_atheris.py tests/integration/test_api_fuzz.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,10 +1,11 @@
 """schemathesis over the whole OpenAPI of the platform, on SQLite and PostgreSQL: whatever the
 generated input — wrong types, huge numbers, odd Unicode, unknown ids — the answer is never a
 5xx, and every error is ``{code, message, field}``.  Bounded: a few examples per operation, so
-that ``make test`` stays quick; ``make soak`` (issue 9) runs it longer."""
+that ``make test`` stays quick; ``make fuzz`` runs it longer."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from healthcard.api.app import create_app
 
 from .platform_fixtures import CARD, PASSWORD, Platform
 
-EXAMPLES = 25
+#: generated requests per operation; ``make fuzz`` raises it (HEALTHCARD_API_FUZZ_EXAMPLES=200)
+EXAMPLES = int(os.environ.get("HEALTHCARD_API_FUZZ_EXAMPLES", "25"))
 
 
 @pytest.fixture
