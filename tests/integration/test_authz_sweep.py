@@ -63,6 +63,7 @@ class Target:
     encounter: int = 0
     booking: int = 0
     settlement: int = 0
+    notice: int = 0  # a notification of the resident's own (0: none)
 
 
 @dataclass
@@ -292,7 +293,7 @@ def _path(route: tuple[str, str], w: World, who: Target) -> str:
         "encounter_id:int": str(who.encounter),
         "booking_id": str(who.booking),
         "settlement_id": str(who.settlement),
-        "notification_id": "1",
+        "notification_id": str(who.notice),
         "area_code": who.area,
         "candidate_id": "1",
         "session_id": str(w.session_id),
@@ -411,6 +412,12 @@ def _set_up(platform: Platform) -> World:
         "/v1/swipes", json={"card_number": CARD, "chip_serial": platform.chip_serial}, headers=as_("terminal")
     )
     assert swipe.status_code == 200, swipe.text
+    # A: a notice of A's own (a session of A's doctor called off), to mark read
+    with db.uow() as uow:
+        notice = t.Notification(resident_id=a.resident_id, kind="appointment", message="停诊", at=now)
+        uow.session.add(notice)
+        uow.flush()
+        a.notice = notice.id
     # A: an open visit at the hospital, and its settlement
     opened = client.post(
         f"/v1/residents/{a.resident_id}/encounters", json={"department": "内科"}, headers=as_("dr-wang")
@@ -798,11 +805,11 @@ def _another_residents_object_under_ones_own_resident_is_refused(w: World) -> No
         where = f"{account} {method} {path}: {answer.status_code}"
         assert answer.status_code in (403, 404, 409, 422), where
         assert not _names_b(answer.text.replace(path, "")), where
-    # marking B's notice read under A's path is a no-op (204: the update is of A's notices only)
+    # B's notice under A's path: not A's, so not found (it answered 204 and did nothing before)
     marked = w.client.post(
         f"/v1/residents/{a.resident_id}/notifications/{notice['id']}/read", headers=_bearer(w, CARD)
     )
-    assert marked.status_code == 204, marked.text
+    assert marked.status_code == 404, marked.text
     # nothing of B's changed
     (after,) = w.client.get(
         f"/v1/residents/{b.resident_id}/notifications", headers=_bearer(w, "resident-b")

@@ -944,14 +944,15 @@ class Access:
         )
         return [NotificationView(r.id, r.resident_id, r.kind, r.message, r.at, r.read_at) for r in rows]
 
-    def mark_read(self, uow: UnitOfWork, resident_id: str, notification_id: int) -> None:
-        """The resident has seen a notification."""
+    def mark_read(self, uow: UnitOfWork, resident_ids: Sequence[str], notification_id: int) -> None:
+        """The resident has seen a notification — one filed under any of the person's ids (a
+        merged duplicate's too); marking it again changes nothing.  A notification that is not
+        the person's is :class:`NotFound`, whether it is another's or no one's."""
         n = t.Notification
-        uow.session.execute(
-            update(n)
-            .where(n.resident_id == resident_id, n.id == notification_id, n.read_at.is_(None))
-            .values(read_at=self.clock.now())
-        )
+        mine = and_(n.resident_id.in_(list(resident_ids)), n.id == notification_id)
+        if uow.session.execute(select(n.id).where(mine)).first() is None:
+            raise NotFound("notification", str(notification_id))
+        uow.session.execute(update(n).where(mine, n.read_at.is_(None)).values(read_at=self.clock.now()))
 
 
 __all__ = [

@@ -1248,7 +1248,7 @@ class Node:
     def mark_read(self, actor: Actor, resident_id: str, notification_id: int) -> None:
         self._own(actor, "notifications")
         with self._record(actor, resident_id, Category.AUDIT, what="notification read") as (uow, ids, _):
-            self.access.mark_read(uow, ids[0], notification_id)
+            self.access.mark_read(uow, ids, notification_id)
 
 
 __all__ = ["STAGES", "Elsewhere", "GrantInfo", "Node", "Swipe", "Upload", "VisitElsewhere"]
