@@ -24,6 +24,15 @@
                                province's 2 digits (``41``), ``CN`` for the national node;
                                unset on a city node: it announces nothing upward (the embedded
                                default); required for a province or the national node
+``HEALTHCARD_AUDIT_HOT_DAYS``  how many days of audit entries stay in the database (``180``);
+                               ``healthcard audit archive`` moves older ones to segments
+``HEALTHCARD_AUDIT_ARCHIVE_DIR``
+                               where the archived audit segments are kept
+                               (``$HEALTHCARD_DATA_DIR/audit-archive``); "who looked at my
+                               record" reads a resident's archived entries from there
+``HEALTHCARD_RATE_LOGIN``      failed logins per client address: ``attempts/seconds``
+                               (``30/900``); beyond it 429 (healthcard.platform.ratelimit)
+``HEALTHCARD_RATE_CHALLENGE``  terminal challenges per client address (``60/60``)
 =============================  ===============================================================
 """
 

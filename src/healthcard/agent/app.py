@@ -59,6 +59,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 TABLE: tuple[tuple[type[e.HealthCardError], int, str], ...] = (
     (PinWrong, 422, "pin-wrong"),
     (PinBlocked, 423, "pin-blocked"),
+    (e.TooManyAttempts, 429, "too-many-attempts"),
     (NoPin, 409, "no-pin"),
     (NoCard, 409, "no-card"),
     (CardRemoved, 409, "card-removed"),
@@ -104,6 +105,10 @@ def _domain(request: Request, exc: Exception) -> JSONResponse:
                 extra["sw"] = f"{exc.sw:04X}"
             if isinstance(exc, e.InvalidValue):
                 return problem(status, code, exc.message, exc.field, **extra)
+            if isinstance(exc, e.TooManyAttempts):
+                answer = problem(status, code, str(exc), retry_after=exc.retry_after)
+                answer.headers["Retry-After"] = str(exc.retry_after)
+                return answer
             return problem(status, code, str(exc), **extra)
     log.warning("unmapped error %s on %s", type(exc).__name__, request.url.path)
     return problem(400, "refused", str(exc))

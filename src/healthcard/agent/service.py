@@ -50,6 +50,7 @@ from healthcard.errors import (
     HealthCardError,
     InvalidValue,
     NotFound,
+    TooManyAttempts,
     TransitionRefused,
     TransportError,
 )
@@ -245,6 +246,7 @@ class Agent:
         platform_transport: httpx.BaseTransport | None = None,
         platform_timeout: float = 5.0,
         tray: CardTray | None = None,
+        pin_limit: tuple[int, int] | None = None,
     ) -> None:
         names = [r.name for r in readers]
         if len(set(names)) != len(names):
@@ -256,6 +258,7 @@ class Agent:
         self.sam = sam
         self._sam_pin = sam_pin
         self.clock = clock
+        self.pins = PinThrottle(clock, *(pin_limit or PIN_LIMIT))  # PIN submissions per reader
         self.trust = trust
         self.hotlist = hotlist
         self.busy_wait = busy_wait
@@ -542,6 +545,7 @@ class Agent:
         is not needed.  The PIN is never logged nor kept."""
         _check_pin(pin)
         slot = self.reader(reader)
+        self.pins.attempt(slot.name)
         with held(slot.lock, self.busy_wait, f"reader {slot.name!r}"):
             transport = slot.transport()
             transport.connect()
@@ -559,6 +563,7 @@ class Agent:
         resident's access token for the kiosk page — the PIN went from the browser to the card
         and no further."""
         _check_pin(pin)
+        self.pins.attempt(self.reader(reader).name)
         if self._client is None:
             raise NoPlatform("a kiosk login needs the platform: start the agent with --platform")
         with self._session(reader) as (slot, terminal):
@@ -624,6 +629,37 @@ class Agent:
         return answer
 
 
+#: PIN submissions per reader (``/pin``, ``/login``) before the agent refuses more for a while:
+#: (attempts, seconds).  The card blocks its PIN after three wrong ones by itself; this stops a
+#: script on the workstation from hammering the reader (and the platform's card login) at all.
+PIN_LIMIT = (10, 60)
+
+
+class PinThrottle:
+    """At most ``limit`` PIN submissions per reader in a fixed window of ``window`` seconds, on
+    the agent's clock.  In memory: one agent process serves one workstation's readers."""
+
+    def __init__(self, clock: Clock, limit: int = PIN_LIMIT[0], window: int = PIN_LIMIT[1]) -> None:
+        if limit < 1 or window < 1:
+            raise InvalidValue("pin_limit", "at least 1 attempt per 1 second")
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}  # reader → (window start, attempts)
+
+    def attempt(self, reader: str) -> None:
+        """Count one PIN submission at ``reader``; :class:`TooManyAttempts` beyond the limit."""
+        now = self.clock.now().timestamp()
+        with self._lock:
+            start, count = self._windows.get(reader, (now, 0))
+            if now - start >= self.window:
+                start, count = now, 0
+            if count >= self.limit:
+                raise TooManyAttempts("PIN attempts at this reader", int(start + self.window - now + 0.999))
+            self._windows[reader] = (start, count + 1)
+
+
 def _check_pin(pin: object) -> None:
     if not isinstance(pin, str) or len(pin) != 6 or not pin.isascii() or not pin.isdigit():
         raise InvalidValue("pin", "the PIN is 6 digits")
@@ -652,6 +688,7 @@ __all__ = [
     "NoTray",
     "NotSimulated",
     "PinBlocked",
+    "PinThrottle",
     "PinWrong",
     "PlatformUnreachable",
     "WrongCard",

@@ -35,6 +35,7 @@ from healthcard.api.routes import (
 )
 from healthcard.api.tokens import Tokens
 from healthcard.bootstrap import App, bootstrap, federation_runner, kek_from_environment
+from healthcard.platform.ratelimit import RateLimitPolicy, RateLimits, RevokedTokens
 from healthcard.settings import Settings
 
 DESCRIPTION = """\
@@ -94,6 +95,9 @@ def create_app(
     api.state.app = app
     api.state.node = app.node
     api.state.tokens = Tokens(app.node.token_secret)
+    # logins and terminal challenges per client address, shared by the workers (in the database)
+    api.state.rate_limits = RateLimits(app.node.db, app.node.clock, RateLimitPolicy.from_env())
+    api.state.revoked_tokens = RevokedTokens(app.node.db, app.node.clock)
     problems.install(api)
     api.state.metrics = Metrics()
     api.add_middleware(MetricsMiddleware, metrics=api.state.metrics)

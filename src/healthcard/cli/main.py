@@ -24,7 +24,7 @@ from healthcard.card.personalise import CardContents
 from healthcard.card.profile import PROFILE_32K, PROFILES
 from healthcard.card.sam import SamOS
 from healthcard.card.sw import describe
-from healthcard.cli import audit, bank, cardcentre, federation, platform, scenario
+from healthcard.cli import audit, bank, cardcentre, federation, platform, scenario, security
 from healthcard.cli.common import console, fail
 from healthcard.cli.keys import keys_app, sam_app
 from healthcard.cli.render import card_tables, print_tables
@@ -47,6 +47,7 @@ platform.register(app)
 bank.register(app)
 federation.register(app)
 audit.register(app)
+security.register(app)
 agent_cli.register(app)
 
 Passphrase = Annotated[

@@ -1233,6 +1233,27 @@ class CrossRegionSettlement(Base):
     txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
 
 
+# ==== rate limits and revoked sessions (healthcard.platform.ratelimit) ===========================
+class RateLimit(Base):
+    """One fixed window of one rate limit (``login:<client address>``, ``challenge:<address>``):
+    when it started and how many attempts it has counted.  Shared by every worker of a node;
+    a window that ended is started again by the next attempt, rows idle for a day are removed."""
+
+    __tablename__ = "rate_limits"
+    bucket: Mapped[str] = mapped_column(String(160), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    hits: Mapped[int] = mapped_column(Integer)
+
+
+class RevokedToken(Base):
+    """An access token ended before its expiry (a web logout): the SHA-256 of the token, never
+    the token; kept until the token would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # lower-case hex
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 __all__ = [
     "LIVE_BOOKING",
     "LIVE_CARD",
@@ -1287,10 +1308,12 @@ __all__ = [
     "PresenceGrant",
     "Procedure",
     "ProvinceCard",
+    "RateLimit",
     "RecordPointer",
     "RemoteVisit",
     "Resident",
     "ResidentIdentifier",
+    "RevokedToken",
     "ScheduleException",
     "ScheduleTemplate",
     "Settlement",

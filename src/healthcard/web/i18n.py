@@ -290,6 +290,12 @@ CATALOG: dict[str, tuple[str, str]] = {
     "error.conflict.help": ("当前状态不允许此操作。", "The current state does not allow this."),
     "error.invalid": ("输入有误", "Invalid input"),
     "error.invalid.help": ("请检查输入后重试。", "Please check what you entered and try again."),
+    "error.too_many": ("尝试次数过多", "Too many attempts"),
+    "error.too_many.help": ("请稍后再试。", "Please wait a while and try again."),
+    "error.too_many.wait": (
+        "尝试次数过多，请在 {seconds} 秒后再试。",
+        "Too many attempts: please try again in {seconds} seconds.",
+    ),
     "error.unavailable": ("服务暂不可用", "Service unavailable"),
     "error.unavailable.help": ("请稍后再试。", "Please try again shortly."),
     "error.server": ("系统出错了", "Something went wrong"),

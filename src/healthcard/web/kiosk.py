@@ -41,6 +41,7 @@ from healthcard.platform.access import Carrier, Role
 from healthcard.web.pages import (
     KIOSK_IDLE_SECONDS,
     ResidentDep,
+    end_session,
     error_page,
     node_of,
     own_resident,
@@ -49,6 +50,7 @@ from healthcard.web.pages import (
     render,
     session_of,
     sessions_of,
+    token_revoked,
 )
 from healthcard.web.session import Session
 
@@ -107,6 +109,8 @@ def start(request: Request, token: Annotated[str, Form(max_length=4096)] = "") -
         actor = request.app.state.tokens.actor(token, node_of(request).clock.now())
     except NotAuthenticated:
         return error_page(request, 403, "", title="kiosk.session.refused")
+    if token_revoked(request, token):  # a session that ended (退卡) does not come back
+        return error_page(request, 403, "", title="kiosk.session.refused")
     if actor.role != Role.RESIDENT or actor.carrier != Carrier.CARD or actor.resident_id is None:
         return error_page(request, 403, "", title="kiosk.session.refused")
     response = redirect(request, "/kiosk/menu")
@@ -124,6 +128,7 @@ def menu(request: Request, actor: ResidentDep) -> Response:
 def exit_(request: Request) -> Response:
     """退卡: the session ends (idle, the card taken out, or the button); back to the attract
     screen with a kiosk session that holds no one."""
+    end_session(request)
     response = redirect(request, "/kiosk")
     sessions_of(request).save(request, response, _kiosk_session())
     return response

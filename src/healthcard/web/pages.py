@@ -19,6 +19,7 @@ nothing of this can be forgotten on a new page:
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import json
 import logging
@@ -37,12 +38,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from healthcard import __version__
-from healthcard.api.tokens import Tokens
+from healthcard.api.tokens import TERMINAL_MINUTES, Tokens
 from healthcard.errors import (
     HealthCardError,
     InvalidValue,
     NotAuthenticated,
     PermissionDenied,
+    TooManyAttempts,
 )
 from healthcard.platform.access import Actor, Role
 from healthcard.platform.node import Node
@@ -60,6 +62,7 @@ CSP = (
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",  # frame-ancestors 'none' for browsers that predate it
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
@@ -165,9 +168,33 @@ def actor_of(request: Request) -> Actor | None:
         return None
     tokens: Tokens = request.app.state.tokens
     try:
-        return tokens.actor(session.token, node_of(request).clock.now())
+        actor = tokens.actor(session.token, node_of(request).clock.now())
     except NotAuthenticated:
         return None
+    return None if token_revoked(request, session.token) else actor
+
+
+def token_revoked(request: Request, token: str) -> bool:
+    """Whether a logout ended ``token`` (:class:`~healthcard.platform.ratelimit.RevokedTokens`,
+    shared by the node's workers)."""
+    revoked = getattr(request.app.state, "revoked_tokens", None)
+    return revoked is not None and bool(revoked.revoked(token))
+
+
+def end_session(request: Request) -> None:
+    """A logout: the session's access token is revoked on the node, so a copy of the cookie
+    (kept by a shared computer's browser, or stolen) opens no page afterwards."""
+    session = session_of(request)
+    revoked = getattr(request.app.state, "revoked_tokens", None)
+    if session is None or session.token is None or revoked is None:
+        return
+    now = node_of(request).clock.now()
+    revoked.revoke(session.token, now + dt.timedelta(minutes=TERMINAL_MINUTES))  # no token lives longer
+
+
+def client_address(request: Request) -> str:
+    """The address a rate limit counts (behind a proxy: ``uvicorn --proxy-headers``)."""
+    return request.client.host if request.client else "unknown"
 
 
 def logged_in(*roles: Role) -> Callable[[Request], Actor]:
@@ -304,6 +331,7 @@ def error_page(request: Request, status: int, message: str, *, title: str = "") 
         404: "error.not_found",
         409: "error.conflict",
         422: "error.invalid",
+        429: "error.too_many",
         503: "error.unavailable",
     }.get(status, "error.server")
     staff_area = request.url.path.startswith(STAFF_AREAS)
@@ -445,8 +473,18 @@ def password_login(
     new CSRF token, whatever session came before is dropped — then ``next`` (a path of this
     site) or ``landing(actor)``."""
     node = node_of(request)
+    limits = getattr(request.app.state, "rate_limits", None)
+    address = client_address(request)
+    failed = False
+    context = {"next": safe_next(next, form.default_next), "expired": False, "values": {"username": username}}
+    if limits is not None:
+        try:
+            limits.check_login(address)
+        except TooManyAttempts as exc:
+            return too_many(request, form.template, exc, context)
 
     def action() -> Actor:
+        nonlocal failed
         if not username.strip():
             raise InvalidValue("username", form.username_hint)
         if not password:
@@ -454,27 +492,35 @@ def password_login(
         try:
             actor = node.login(form.normalise(username), password)
         except NotAuthenticated:
+            failed = True
             raise InvalidValue("password", form.wrong) from None
         if not form.admits(actor):
             raise PermissionDenied(form.outsider)
         return actor
 
     outcome = attempt(request, action, fields=("username", "password"))
+    if failed and limits is not None:
+        limits.login_failed(address)
     if outcome.result is None:
         if "password" in outcome.errors and outcome.status == 422:
             outcome.errors["password"] = i18n.Translator(lang_of(request))(form.refused_key)
-        context = {
-            "next": safe_next(next, form.default_next),
-            "expired": False,
-            "values": {"username": username},
-            "errors": outcome.errors,
-        }
+        context["errors"] = outcome.errors
         return render(
             request, form.template, context, status=401 if "password" in outcome.errors else outcome.status
         )
     token = request.app.state.tokens.issue(outcome.result, node.clock.now())
     response = redirect(request, safe_next(next, landing(outcome.result)))
     sessions_of(request).save(request, response, Session.fresh(token.access_token))
+    return response
+
+
+def too_many(request: Request, template: str, exc: TooManyAttempts, context: Mapping[str, Any]) -> Response:
+    """A form refused by a rate limit: the form again, with the wait in the page's language,
+    429 and ``Retry-After``."""
+    message = i18n.Translator(lang_of(request))("error.too_many.wait", seconds=exc.retry_after)
+    log.warning("rate limit on %s", request.url.path)
+    response = render(request, template, {**context, "errors": {"_form": message}}, status=429)
+    response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
@@ -510,6 +556,8 @@ __all__ = [
     "actor_of",
     "agent_origin",
     "attempt",
+    "client_address",
+    "end_session",
     "error_page",
     "install",
     "is_htmx",
@@ -524,4 +572,6 @@ __all__ = [
     "render",
     "safe_next",
     "session_of",
+    "token_revoked",
+    "too_many",
 ]

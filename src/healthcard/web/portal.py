@@ -29,6 +29,7 @@ from healthcard.web.pages import (
     LoginForm,
     ResidentDep,
     attempt,
+    end_session,
     is_htmx,
     lang_of,
     node_of,
@@ -103,6 +104,7 @@ def _id_number(username: str) -> str:
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
+    end_session(request)
     response = redirect(request, "/portal/login")
     sessions_of(request).clear(request, response)
     return response

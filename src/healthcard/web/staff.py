@@ -30,6 +30,7 @@ from healthcard.web.pages import (
     LoginForm,
     LoginRequired,
     actor_of,
+    end_session,
     page_router,
     password_login,
     redirect,
@@ -119,6 +120,7 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
+    end_session(request)
     response = redirect(request, LOGIN)
     sessions_of(request).clear(request, response)
     return response

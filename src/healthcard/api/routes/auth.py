@@ -2,25 +2,64 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 
 from healthcard.api import schemas as s
 from healthcard.api.deps import ActorDep, NodeDep, TokensDep
+from healthcard.errors import NotAuthenticated
 from healthcard.platform.access import Actor
+from healthcard.platform.ratelimit import RateLimits
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=s.TokenOut, summary="Log in with username and password")
-def token(body: s.Login, node: NodeDep, tokens: TokensDep) -> s.TokenOut:
-    """Staff log in with their username; residents with their ID number (the portal's username)."""
-    actor = node.login(body.username, body.password)
+def client_address(request: Request) -> str:
+    """Who a rate limit counts: the client's address (behind a proxy: ``uvicorn
+    --proxy-headers`` puts the forwarded one here)."""
+    return request.client.host if request.client else "unknown"
+
+
+def rate_limits(request: Request) -> RateLimits:
+    found: RateLimits = request.app.state.rate_limits
+    return found
+
+
+LimitsDep = Annotated[RateLimits, Depends(rate_limits)]
+AddressDep = Annotated[str, Depends(client_address)]
+
+
+@router.post(
+    "/token",
+    response_model=s.TokenOut,
+    summary="Log in with username and password",
+    responses={429: {"description": "too many failed logins from this address: see Retry-After"}},
+)
+def token(
+    body: s.Login, node: NodeDep, tokens: TokensDep, limits: LimitsDep, address: AddressDep
+) -> s.TokenOut:
+    """Staff log in with their username; residents with their ID number (the portal's username).
+    Failed logins are counted per client address (``HEALTHCARD_RATE_LOGIN``): beyond the limit,
+    429 until the window ends."""
+    limits.check_login(address)
+    try:
+        actor = node.login(body.username, body.password)
+    except NotAuthenticated:
+        limits.login_failed(address)
+        raise
     issued = tokens.issue(actor, node.clock.now())
     return s.TokenOut(access_token=issued.access_token, expires_in=issued.expires_in, role=actor.role.value)
 
 
-@router.post("/terminal/challenge", response_model=s.ChallengeOut, summary="A challenge for a terminal's SAM")
-def challenge(body: s.ChallengeIn, node: NodeDep) -> s.ChallengeOut:
+@router.post(
+    "/terminal/challenge",
+    response_model=s.ChallengeOut,
+    summary="A challenge for a terminal's SAM",
+    responses={429: {"description": "too many challenges from this address: see Retry-After"}},
+)
+def challenge(body: s.ChallengeIn, node: NodeDep, limits: LimitsDep, address: AddressDep) -> s.ChallengeOut:
+    limits.challenge(address)
     return s.ChallengeOut(nonce=node.terminals.challenge(body.terminal_id).hex())
 
 
