@@ -191,6 +191,18 @@ def login_and_logout(site: Site, login: str, home: str, username: str) -> None:
         assert refused.headers["location"].startswith(login)
 
 
+def test_a_logout_ends_its_own_session_not_another_login_of_the_same_account(site: Site) -> None:
+    """Two logins of one account in the same second (the fixture's clock stands still): two
+    tokens, so logging out of one leaves the other open."""
+    with new_client(site.platform) as phone:
+        site.login("admin")
+        other = site.login("admin", client=phone)
+        assert site.client.cookies[COOKIE] != phone.cookies[COOKIE]
+        assert phone.post("/staff/logout", data={"csrf": other}).status_code == 200
+        assert site.client.get("/admin", follow_redirects=False).status_code == 200
+        assert phone.get("/admin", follow_redirects=False).status_code in (303, 307)
+
+
 def cookie_header(answer: httpx.Response) -> str:
     found = [v for v in answer.headers.get_list("set-cookie") if v.startswith(f"{COOKIE}=")]
     assert found, "no session cookie set"

@@ -10,6 +10,7 @@ involved).  The signing key lives in the environment only (``HEALTHCARD_TOKEN_SE
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass
 
 import jwt
@@ -48,6 +49,9 @@ class Tokens:
             "aud": AUDIENCE,
             "iat": int(now.timestamp()),
             "exp": int(now.timestamp()) + minutes * 60,
+            # unique per login: two logins of one account in the same second (two tabs, a phone
+            # and a kiosk) are two tokens, so a logout revokes its own session only
+            "jti": secrets.token_urlsafe(12),
         }
         return Token(jwt.encode(claims, self._secret, algorithm=ALGORITHM), minutes * 60)
 
