@@ -4,9 +4,14 @@ tests, the API served by a real uvicorn on a free local port."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
 
 from healthcard.api.app import create_app
@@ -160,6 +166,47 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@contextmanager
+def serving(
+    url: str, secret: bytes, data_dir: Path, *, stop: signal.Signals = signal.SIGINT
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``healthcard serve --workers 2`` on the database at ``url``, in its own process group,
+    answering ``/health``; stopped with ``stop`` (SIGINT: gracefully; SIGKILL: as a crash), and
+    killed if it has not gone within 20 s.  Yields the base URL and the process."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "HEALTHCARD_DATABASE_URL": url,
+        "HEALTHCARD_TOKEN_SECRET": secret.hex(),
+        "HEALTHCARD_DATA_DIR": str(data_dir),
+    }
+    log = (data_dir / f"serve-{port}.log").open("wb")
+    healthcard = Path(sys.executable).parent / "healthcard"
+    command = [str(healthcard), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"healthcard serve exited {proc.returncode}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/health", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "healthcard serve did not answer in 60 s"
+            time.sleep(0.2)
+        yield base, proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, stop)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
 
 
 @contextmanager

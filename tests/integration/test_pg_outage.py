@@ -16,20 +16,17 @@ asserted.  PostgreSQL only: the outage is the database server's.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
 import re
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +44,7 @@ from healthcard.storage import tables as t
 from healthcard.storage.db import Database
 
 from .appointment_fixtures import make_clinic, make_residents
-from .platform_fixtures import PASSWORD, free_port
+from .platform_fixtures import PASSWORD, serving
 from .settlement_fixtures import INSURER, NOW, TOWNSHIP, make_world
 
 try:
@@ -64,43 +61,6 @@ DOWN_FOR = 4.0  # seconds the database stays down
 GUARD = 30.0  # no request may take longer (a hang guard, not a timing)
 COUNTY = "410122001"  # the clinic whose sessions are booked
 LINES = [{"item": "YP0001", "quantity": 2}, {"item": "FW0001", "quantity": 1}]
-
-
-@contextlib.contextmanager
-def serving(url: str, secret: bytes, data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``healthcard serve --workers 2`` on the database at ``url`` (its own process group)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "HEALTHCARD_DATABASE_URL": url,
-        "HEALTHCARD_TOKEN_SECRET": secret.hex(),
-        "HEALTHCARD_DATA_DIR": str(data_dir),
-    }
-    log = (data_dir / "serve.log").open("wb")
-    healthcard = Path(sys.executable).parent / "healthcard"
-    command = [str(healthcard), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"healthcard serve exited {proc.returncode}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "healthcard serve did not answer in 60 s"
-            time.sleep(0.2)
-        yield base, proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 @dataclass

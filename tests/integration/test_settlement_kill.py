@@ -6,17 +6,13 @@ visit exactly once."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import secrets
 import signal
 import subprocess
-import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,7 +25,7 @@ from healthcard.platform.settlement import ledger
 from healthcard.storage import tables as t
 from healthcard.storage.db import Database
 
-from .platform_fixtures import free_port
+from .platform_fixtures import serving
 from .settlement_fixtures import INSURER, NOW, TOWNSHIP, make_world
 
 VISITS = 240  # one visit per resident, each settled once
@@ -39,38 +35,6 @@ LINES = [  # prices filled in from the catalog
     {"item": "YP0002", "quantity": 1},  # 头孢克肟 (B)
     {"item": "FW0001", "quantity": 1},  # 诊查费 (A)
 ]
-
-
-@contextlib.contextmanager
-def serving(url: str, secret: bytes, data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``healthcard serve --workers 2`` on the database at ``url`` (its own process group)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "HEALTHCARD_DATABASE_URL": url,
-        "HEALTHCARD_TOKEN_SECRET": secret.hex(),
-        "HEALTHCARD_DATA_DIR": str(data_dir),
-    }
-    log = (data_dir / f"serve-{port}.log").open("wb")
-    healthcard = Path(sys.executable).parent / "healthcard"
-    command = [str(healthcard), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"healthcard serve exited {proc.returncode}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "healthcard serve did not answer in 60 s"
-            time.sleep(0.2)
-        yield base, proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=20)
-        log.close()
 
 
 def _seed(db: Database) -> tuple[list[tuple[str, int]], dict[str, int]]:
@@ -213,14 +177,14 @@ def test_killing_the_api_mid_storm_leaves_nothing_half_applied(database: Databas
     cashier = Actor(f"cashier-{TOWNSHIP}", Role.CASHIER, institution_code=TOWNSHIP)
     token = Tokens(secret).issue(cashier, dt.datetime.now(dt.UTC)).access_token
 
-    with serving(database.url, secret, tmp_path) as (base, proc):
+    with serving(database.url, secret, tmp_path, stop=signal.SIGKILL) as (base, proc):
         first = _storm(base, token, visits, prices, kill=proc)
         proc.wait(timeout=20)
     assert first["connection"] > 0, f"the kill came too late to cut the storm: {first}"
     before = _whole(database, visits)
     assert KILL_AFTER <= before < VISITS, first
 
-    with serving(database.url, secret, tmp_path) as (base, _):
+    with serving(database.url, secret, tmp_path, stop=signal.SIGKILL) as (base, _):
         again = _storm(base, token, visits, prices, kill=None)
     # every visit settled now, the ones from before the kill answered with their first result
     assert again == Counter({"201": VISITS - before, "200": before}), again
