@@ -191,8 +191,8 @@ def run_anchors(command: str, quick: bool = False, fresh: str = "") -> str:
     look_p99 = _find(
         r"\| PostgreSQL \| [\d.]+ / [\d.]+ ms \(\d+\) \| [\d.]+ / ([\d.]+) ms \(\d+\) \|", fresh, bench_page
     )
-    soak_rps = _number(_find(r"\| all operations \| [\d,]+ \| ([\d,.]+) \|", fresh, reliability))
-    soak_lat = _find(r"\| all operations \| [\d,]+ \| [\d,.]+ \| ([\d.]+ \| [\d.]+) \|", fresh, reliability)
+    soak_rps = _number(_find(r"### Requests \(([\d,.]+) req/s in all\)", fresh, reliability))
+    soak_lat = _find(r"\| swipe \| [\d,]+ \| [\d.]+ \| ([\d.]+ \| [\d.]+) \|", fresh, reliability)
 
     def missing(what: str) -> str:
         return f"not on the page yet ({what})"
@@ -239,8 +239,8 @@ def run_anchors(command: str, quick: bool = False, fresh: str = "") -> str:
         lines.append(
             f"| mixed read/write/search | Medplum: {MEDPLUM_MIXED:,.0f} req/s on {MEDPLUM_VCPU} vCPU = "
             f"{medplum_mixed_core:,.0f} per vCPU, average 167 ms ({MEDPLUM_SOURCE}) | soak at 1,000,000 "
-            f"residents: {soak_rps:,.0f} req/s = {soak_rps / 2:,.0f} per core, p50 / p99 "
-            f"{soak_lat or '?'} ms (`make soak`) | {soak_rps / 2 / medplum_mixed_core:.2f} per core |"
+            f"residents: {soak_rps:,.0f} req/s = {soak_rps / 2:,.0f} per core, swipe p50 / p99 "
+            f"{(soak_lat or '?').replace(' | ', ' / ')} ms (`make soak`) | {soak_rps / 2 / medplum_mixed_core:.2f} per core |"
         )
     else:
         lines.append(f"| mixed read/write/search | Medplum | {missing('make soak')} | — |")
