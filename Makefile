@@ -75,7 +75,7 @@ fuzz: $(TSTAMP)
 	bash scripts/pg-up.sh
 	HEALTHCARD_FUZZ_EXAMPLES=5000 HEALTHCARD_ATHERIS_SECONDS=600 HEALTHCARD_API_FUZZ_EXAMPLES=200 \
 	  $(BIN)/python -m pytest -p no:cacheprovider -q -s tests/unit/test_fuzz_card.py \
-	  tests/unit/test_fuzz_atheris.py tests/integration/test_api_fuzz.py
+	  tests/unit/test_fuzz_atheris.py tests/unit/test_agent_fuzz.py tests/integration/test_api_fuzz.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .hypothesis
