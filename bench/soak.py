@@ -584,6 +584,7 @@ class SoakRun:
     invariants: dict[str, Any] = field(default_factory=dict)
     acks: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    server_errors: list[str] = field(default_factory=list)  # tracebacks in the server's log
 
     @property
     def ok(self) -> bool:
@@ -851,6 +852,7 @@ def run_soak(config: Config, command: str, log: Any = sys.stderr) -> SoakRun:
             if now_workers != workers:
                 run.worker_changes.append(f"workers {workers} at the start, {now_workers} at the end")
             run.workers_restarted = bool(run.worker_changes)
+        run.server_errors = tracebacks(folder / "serve.log")
         samples = [s for c in clients for s in c.samples]
         window = (down, up) if config.outage_seconds > 0 else None
         run.ops = op_stats(samples, run.drive_seconds, window)
@@ -947,6 +949,26 @@ def rss_growth(series: Sequence[tuple[float, int]], drive_seconds: float) -> flo
     return warm[-1] / warm[0] - 1 if warm and warm[0] else float("nan")
 
 
+def tracebacks(log: Path, most: int = 5) -> list[str]:
+    """The first ``most`` Python tracebacks in the server's log (a 500's cause), each cut to its
+    last 40 lines: what a failed verdict shows, so a rare 500 can be fixed without a re-run."""
+    if not log.exists():
+        return []
+    found: list[str] = []
+    block: list[str] | None = None
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            block = [line]
+        elif block is not None:
+            block.append(line)
+            if line and not line.startswith((" ", "\t")) and len(block) > 1:  # the exception line
+                found.append("\n".join(block[-40:]))
+                block = None
+                if len(found) >= most:
+                    break
+    return found
+
+
 def judge(run: SoakRun) -> None:
     """The verdicts: every failure becomes a problem of the run."""
     for op in run.ops:
@@ -954,6 +976,8 @@ def judge(run: SoakRun) -> None:
             run.problems.append(
                 f"{op.errors} {op.request} requests failed outside the outage: {op.by_status}"
             )
+    if run.problems and run.server_errors:
+        run.problems.append("the server logged:\n" + "\n\n".join(run.server_errors))
     if run.outage is not None:
         if run.outage.bad:
             run.problems.append(

@@ -31,7 +31,7 @@ def test_soak_machinery_small(capsys: pytest.CaptureFixture[str]) -> None:
     answered = {op.request: op.ok for op in run.ops}
     for request in ("swipe", "portal", "upload", "book", "quote", "settle"):
         assert answered.get(request, 0) > 0, (request, answered)
-    assert [op for op in run.ops if op.errors] == [], [(op.request, op.by_status) for op in run.ops]
+    assert [op for op in run.ops if op.errors] == [], "\n".join(run.problems)  # with the server's tracebacks
     assert run.outage is None  # the outage's own test: test_pg_outage.py
     assert not run.workers_restarted
     assert run.rss and all(series for series in run.rss.values())
