@@ -10,6 +10,7 @@ morning (08:00–12:00) and an afternoon (14:00–17:30) session every day, 6 sl
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ from healthcard.errors import (
 )
 from healthcard.issuance.organisation import Organisation
 from healthcard.platform.access import Actor, Carrier, Relationship, Role
-from healthcard.platform.appointments import seed_demo
+from healthcard.platform.appointments import Appointments, seed_demo
 from healthcard.platform.node import Node
 from healthcard.storage import tables as t
 
@@ -205,6 +206,66 @@ def test_one_booking_per_resident_per_doctor_and_session(platform: Platform, cli
         platform, Duplicate, lambda: appointments.book(DESK, session_id, resident_id=platform.resident_id)
     )
     assert appointments.book(me(platform), clinic.session(days=1, period="afternoon")).number == 1
+
+
+def test_one_key_racing_for_two_patients_books_one(
+    platform: Platform, clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk's software sends one key for two patients at once: both look for the key, find
+    nothing, book; the database's unique index on the booker's key stops the second, which is
+    tried once more and is refused naming the key — not "already booked", which would be untrue.
+    (The same patient's two retries never race like this: the audit entry of the first locks the
+    patient's audit chain until it commits, so the second finds the key.  SQLite serialises the
+    two transactions instead.)"""
+    appointments = node_of(platform).appointments
+    session_id = clinic.session(days=1)
+    people = make_residents(platform.app.db, 2, "race", platform.clock)
+    for person in people:
+        present_at(platform, HOSPITAL, person)
+    postgres = platform.app.db.dialect == "postgresql"
+    looked = threading.Barrier(2, timeout=10)
+    first_look = threading.local()
+    original = Appointments.keyed
+
+    def look_then_wait(self: Appointments, *args: Any, **kwargs: Any) -> Any:
+        found = original(self, *args, **kwargs)
+        if postgres and not getattr(first_look, "done", False):
+            first_look.done = True
+            looked.wait()  # both have looked before either books
+        return found
+
+    monkeypatch.setattr(Appointments, "keyed", look_then_wait)
+    results: list[tuple[str, int, bool]] = []
+    errors: list[BaseException] = []
+
+    def book(person: str) -> None:
+        try:
+            view, created = appointments.book_once(DESK, session_id, resident_id=person, key="desk-4411")
+            results.append((person, view.id, created))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=book, args=(person,)) for person in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    ((winner, booking_id, created),) = results
+    assert created
+    (error,) = errors
+    assert isinstance(error, Duplicate) and error.field == "idempotency_key", error
+    assert f"booking {booking_id}" in str(error)
+    assert count(platform, t.Booking) == 1 and count(platform, t.Slot, status="BOOKED") == 1
+    monkeypatch.undo()
+    # the winner's retry is answered with its booking; a key with a control character is named
+    again, created = appointments.book_once(DESK, session_id, resident_id=winner, key="desk-4411")
+    assert (again.id, created) == (booking_id, False)
+    refused(
+        platform,
+        InvalidValue,
+        lambda: appointments.book_once(DESK, clinic.session(days=2), resident_id=winner, key="a\x00b"),
+        field="idempotency_key",
+    )
 
 
 def test_the_window_and_the_session_state(platform: Platform, clinic: Clinic) -> None:

@@ -6,6 +6,7 @@ Slot and Appointment, validated by the R4B models."""
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -247,3 +248,82 @@ def test_book_check_in_and_the_fhir_views_over_http(platform: Platform) -> None:
         assert http.get("/fhir/Encounter", params={"patient": rid}, headers=me).status_code == 200
         stranger = login(http, "dr-li")
         problem(http.get("/fhir/Appointment", params={"patient": rid}, headers=stranger), 403, "forbidden")
+
+
+def test_a_booking_retried_with_its_idempotency_key_is_made_once(platform: Platform) -> None:
+    """The answer of a booking is lost (the network, the database dying after the commit): the
+    retry with the same Idempotency-Key gets the first booking (200), not "already booked";
+    concurrent retries make one booking; a key is the booker's own and names one request."""
+    today = local_date(platform.clock)
+    with served(platform.app) as url, httpx.Client(base_url=url) as http:
+        admin = login(http, "admin")
+        schedule_by_http(http, admin, today)
+        me = login(http, CARD)
+
+        def sessions(on: dt.date) -> dict[str, Any]:
+            found = http.get(
+                f"{V1}/institutions/{HOSPITAL}/sessions",
+                params={"first_day": on.isoformat(), "last_day": on.isoformat()},
+                headers=me,
+            )
+            assert found.status_code == 200, found.text
+            (session,) = found.json()
+            return session
+
+        # the first booking tomorrow (it is cancelled later: today's cut-off has passed), the others today
+        later, now = sessions(today + dt.timedelta(days=1)), sessions(today)
+        key = {**me, "Idempotency-Key": "portal-7f3c2a"}
+        first = http.post(f"{V1}/bookings", json={"session_id": later["id"]}, headers=key)
+        assert first.status_code == 201, first.text
+        again = http.post(f"{V1}/bookings", json={"session_id": later["id"]}, headers=key)
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        assert sessions(today + dt.timedelta(days=1))["free"]["public"] == later["free"]["public"] - 1
+
+        # without the key the same request is a second booking, refused as one
+        problem(
+            http.post(f"{V1}/bookings", json={"session_id": later["id"]}, headers=me),
+            409,
+            "duplicate",
+            "session_id",
+        )
+        # the key names one request: another session with it is refused, nothing booked
+        used = problem(
+            http.post(f"{V1}/bookings", json={"session_id": now["id"]}, headers=key),
+            409,
+            "duplicate",
+            "idempotency_key",
+        )
+        assert str(first.json()["id"]) in used["message"]
+        assert sessions(today)["free"] == now["free"]
+        # a key too long is named
+        problem(
+            http.post(
+                f"{V1}/bookings",
+                json={"session_id": now["id"]},
+                headers={**me, "Idempotency-Key": "k" * 65},
+            ),
+            422,
+            "invalid",
+            "Idempotency-Key",
+        )
+
+        # cancelled since: the retry answers the booking as it stands, it does not book again
+        cancelled = http.post(f"{V1}/bookings/{first.json()['id']}/cancel", headers=me)
+        assert cancelled.status_code == 200, cancelled.text
+        late = http.post(f"{V1}/bookings", json={"session_id": later["id"]}, headers=key)
+        assert late.status_code == 200 and late.json()["status"] == "CANCELLED", late.text
+        assert sessions(today + dt.timedelta(days=1))["free"] == later["free"]
+
+        # six retries at once (the client's timeout fired six times): one booking
+        racing = {**me, "Idempotency-Key": "portal-9e41d0"}
+
+        def book(_: int) -> httpx.Response:
+            with httpx.Client(base_url=url, timeout=30) as own:
+                return own.post(f"{V1}/bookings", json={"session_id": now["id"]}, headers=racing)
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(book, range(6)))
+        assert sorted(a.status_code for a in answers) == [200] * 5 + [201], [a.text for a in answers]
+        assert len({a.json()["id"] for a in answers}) == 1
+        assert sessions(today)["free"]["public"] == now["free"]["public"] - 1

@@ -23,10 +23,12 @@ def test_the_invariants_hold_and_each_breakage_is_found(database: Database) -> N
     clinic = make_clinic(world.node, "410122001", slots=4, walk_in=0, referral=0, days=2)
     (rid,) = make_residents(database, 1, "INV", world.clock)
     booking = world.node.appointments.book(
-        resident(rid), clinic.session(1), resident_id=rid, channel="portal"
+        resident(rid), clinic.session(1), resident_id=rid, channel="portal", key="inv-b"
     )
     report = check_database(database, clock=world.clock)
     assert report.ok, report.to_dict()
+    (keys,) = [c for c in report.checks if c.name == "idempotency"]
+    assert keys.summary == "2 keys"  # the settlement's and the booking's
 
     with database.uow() as uow:
         s = uow.session

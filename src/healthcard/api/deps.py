@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from healthcard.api.tokens import Tokens
@@ -42,3 +42,12 @@ TokensDep = Annotated[Tokens, Depends(tokens)]
 #: a FHIR search by patient: ``?patient=<resident id>`` (or ``Patient/<id>``) and ``_count``
 PatientQuery = Annotated[str, Query(min_length=1, max_length=40, description="the resident id (Patient.id)")]
 CountQuery = Annotated[int, Query(alias="_count", ge=1, le=200)]
+KeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=64,
+        description="makes the call exactly-once: a retry with the same key returns the first result",
+    ),
+]

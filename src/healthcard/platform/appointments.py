@@ -21,7 +21,9 @@ survivor, merged records included).  The rules, in the order they are checked: t
 exists, the desk books at its own institution, a referral goes upward to another institution,
 the session is open and has not ended, it lies inside the window, online booking is not
 suspended (portal and kiosk only), the resident has no live booking in that session (one per
-resident per doctor per session), and a slot is free in a pool the channel may take.
+resident per doctor per session), and a slot is free in a pool the channel may take.  A booking sent with the booker's
+``Idempotency-Key`` keeps it: a retry with the key (the first answer lost) gets that booking
+(:meth:`AppointmentUseCases.book_once`), not "already booked".
 
 **Concurrency is the database's.**  A slot is taken by ``UPDATE slots SET status = 'BOOKED'
 WHERE id = :id AND status = 'FREE'`` and the row count says whether this transaction got it.
@@ -67,6 +69,7 @@ from sqlalchemy.exc import IntegrityError
 
 from healthcard.clock import SHANGHAI, Clock, local_date
 from healthcard.errors import Duplicate, InvalidValue, NotFound, PermissionDenied, TransitionRefused
+from healthcard.platform import fields
 from healthcard.platform import records as rec
 from healthcard.platform.access import Access, Action, Actor, Carrier, Category, Relationship, Role
 from healthcard.platform.desk import Desk
@@ -131,6 +134,11 @@ WEEKDAYS = range(1, 8)  # ISO: 1 Monday … 7 Sunday
 MAX_OPEN_DAYS = 92
 LIVE = t.LIVE_BOOKING
 _PERIOD_CN = {"morning": "上午", "afternoon": "下午", "evening": "晚间"}
+
+
+def booking_key(key: object) -> str:
+    """A booker's idempotency key: 1 to 64 characters (a UUID, the desk's ticket number …)."""
+    return fields.text("idempotency_key", key, 64)
 
 
 def _enum(kind: type[StrEnum], name: str, value: object) -> Any:
@@ -1155,10 +1163,14 @@ class Appointments:
         channel: Channel | str,
         by: str,
         origin: str | None = None,
+        key: str | None = None,
     ) -> BookingView:
         """Book a slot of ``session_id`` for the person ``ids`` (survivor first) through
-        ``channel``; ``origin``: the caller's institution (the desk's own, the referring clinic).
+        ``channel``; ``origin``: the caller's institution (the desk's own, the referring clinic);
+        ``key``: the booker's idempotency key, kept with the booking (:meth:`keyed` finds it).
         See the module docstring for the rules and the concurrency guarantee."""
+        if key is not None:
+            key = booking_key(key)
         used: Channel = _enum(Channel, "channel", channel)
         rule = self.policy.channels[used]
         if not ids:
@@ -1219,14 +1231,32 @@ class Appointments:
             status=BookingStatus.BOOKED.value,
             booked_at=now,
             booked_by=by[:40],
+            idempotency_key=key,
         )
         uow.session.add(row)
         try:
             uow.flush()
-        except IntegrityError:  # a concurrent booking of this person in this session won the index
+        except IntegrityError:  # a concurrent booking of this person in this session (or with this key) won
             raise Duplicate(
                 "session_id", "already booked in this session: one booking per doctor and session"
             ) from None
+        return self.booking(uow, row.id)
+
+    def keyed(
+        self, uow: UnitOfWork, ids: Sequence[str], session_id: int, *, by: str, key: str
+    ) -> BookingView | None:
+        """The booking ``by`` made with ``key`` — as it stands now (it may have been cancelled
+        since) — when this request is a retry of it; None when the key is new.  The same key
+        with another session or person is refused on ``idempotency_key``."""
+        key = booking_key(key)
+        b = t.Booking
+        row = uow.session.execute(
+            select(b.id, b.session_id, b.resident_id).where(b.booked_by == by[:40], b.idempotency_key == key)
+        ).first()
+        if row is None:
+            return None
+        if row.session_id != session_id or row.resident_id not in ids:
+            raise Duplicate("idempotency_key", f"{key} was used for another booking (booking {row.id})")
         return self.booking(uow, row.id)
 
     def _take(self, uow: UnitOfWork, session_id: int, pool: Pool) -> int | None:
@@ -1892,24 +1922,64 @@ class AppointmentUseCases(Desk):
         resident_id: str | None = None,
         card_number: str | None = None,
         channel: str | None = None,
+        key: str | None = None,
     ) -> BookingView:
+        return self.book_once(
+            actor, session_id, resident_id=resident_id, card_number=card_number, channel=channel, key=key
+        )[0]
+
+    def book_once(
+        self,
+        actor: Actor,
+        session_id: int,
+        *,
+        resident_id: str | None = None,
+        card_number: str | None = None,
+        channel: str | None = None,
+        key: str | None = None,
+    ) -> tuple[BookingView, bool]:
+        """:meth:`book`, and whether this call made the booking: with the booker's idempotency
+        ``key``, a retry of an earlier call (its answer lost) gets that booking and False.  A
+        booking that loses the race on the key's unique index (the same key sent for two patients
+        at once; one patient's tries queue on their audit chain instead) is tried once more, and
+        the second try answers as a retry does."""
         used = self._channel(actor, channel)
-        with self.db.uow() as uow:
-            ids = self._whose(uow, actor, resident_id, card_number)
-            self.access.check(
-                uow,
-                actor,
-                ids,
-                Category.APPOINTMENTS,
-                Action.WRITE,
-                what=f"booking session {session_id}",
-                why=used.value,
-            )
-            view = self.service.book(
-                uow, ids, session_id, channel=used, by=actor.id, origin=actor.institution_code
-            )
-            uow.commit()
-            return view
+        for attempt in (1, 2):
+            try:
+                with self.db.uow() as uow:
+                    ids = self._whose(uow, actor, resident_id, card_number)
+                    self.access.check(
+                        uow,
+                        actor,
+                        ids,
+                        Category.APPOINTMENTS,
+                        Action.WRITE,
+                        what=f"booking session {session_id}",
+                        why=used.value,
+                    )
+                    earlier = (
+                        None
+                        if key is None
+                        else self.service.keyed(uow, ids, session_id, by=actor.id, key=key)
+                    )
+                    if earlier is not None:
+                        uow.commit()  # the audit entry of the retry
+                        return earlier, False
+                    view = self.service.book(
+                        uow,
+                        ids,
+                        session_id,
+                        channel=used,
+                        by=actor.id,
+                        origin=actor.institution_code,
+                        key=key,
+                    )
+                    uow.commit()
+                    return view, True
+            except Duplicate as refused:
+                if key is None or refused.field != "session_id" or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def bookings(
         self, actor: Actor, resident_id: str | None = None, *, status: str | None = None, limit: int = 50

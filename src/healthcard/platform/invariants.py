@@ -10,7 +10,7 @@ killed process, a storm of retries: the invariants ``healthcard platform invaria
   no-show booking), no slot has two live bookings;
 * **audit-chain** — every hash chain of the audit log verifies (:meth:`Audit.verify`);
 * **idempotency** — no idempotency key is stored twice (settlements, cross-region settlements,
-  uploaded visits).
+  uploaded visits, bookings).
 
 Each check lists at most ``limit`` offending ids (no personal data: ids, chains and counts).
 """
@@ -161,7 +161,7 @@ def _audit(uow: UnitOfWork, clock: Clock, limit: int) -> Check:
 
 
 def _idempotency(uow: UnitOfWork, limit: int) -> Check:
-    s, c, v = t.Settlement, t.CrossRegionSettlement, t.Encounter
+    s, c, v, b = t.Settlement, t.CrossRegionSettlement, t.Encounter, t.Booking
     problems: list[str] = []
     for institution, key, n in _ids(
         uow,
@@ -188,12 +188,22 @@ def _idempotency(uow: UnitOfWork, limit: int) -> Check:
         limit,
     ):
         problems.append(f"upload key {key!r} at {institution} stored {n} times")
+    for booker, key, n in _ids(
+        uow,
+        select(b.booked_by, b.idempotency_key, func.count())
+        .where(b.idempotency_key.is_not(None))
+        .group_by(b.booked_by, b.idempotency_key)
+        .having(func.count() > 1),
+        limit,
+    ):
+        problems.append(f"booking key {key!r} of {booker} stored {n} times")
     keys = sum(
         int(uow.session.scalar(select(func.count()).select_from(table).where(where)) or 0)
         for table, where in (
             (s, s.idempotency_key.is_not(None)),
             (c, c.idempotency_key.is_not(None)),
             (v, v.upload_key.is_not(None)),
+            (b, b.idempotency_key.is_not(None)),
         )
     )
     return Check("idempotency", not problems, f"{keys} keys", tuple(problems))

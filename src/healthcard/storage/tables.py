@@ -822,6 +822,8 @@ class Booking(Base):
         ),
         Index("ix_bookings_resident_booked", "resident_id", "booked_at"),
         Index("ix_bookings_session_status", "session_id", "status"),
+        # a key is the booker's own; NULLs (a booking made without one) never collide
+        Index("uq_bookings_booked_by_key", "booked_by", "idempotency_key", unique=True),
     )
     id: Mapped[int] = _big_id()
     resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"))
@@ -837,6 +839,7 @@ class Booking(Base):
     cancelled_by: Mapped[str | None] = mapped_column(String(40))
     checked_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     encounter_id: Mapped[int | None] = mapped_column(ForeignKey("encounters.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))  # the booker's Idempotency-Key
 
 
 class BookingSuspension(Base):

@@ -12,12 +12,12 @@ import datetime as dt
 from enum import Enum
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from healthcard.api import fhir_appointments as fa
-from healthcard.api.deps import ActorDep, CountQuery, NodeDep, PatientQuery
+from healthcard.api.deps import ActorDep, CountQuery, KeyHeader, NodeDep, PatientQuery
 from healthcard.api.schemas import Strict
 from healthcard.errors import InvalidValue
 from healthcard.platform.appointments import (
@@ -167,16 +167,23 @@ def slots(session_id: Id, node: NodeDep, actor: ActorDep) -> list[SlotView]:
     f"{V1}/bookings",
     status_code=201,
     tags=TAGS,
-    summary="Book a slot: the resident (portal/kiosk), the desk (card present), a referring clinician",
+    summary="Book a slot: the resident (portal/kiosk), the desk (card present), a referring clinician "
+    "(201; a retry with the same Idempotency-Key: 200, the first booking)",
 )
-def book(body: BookingIn, node: NodeDep, actor: ActorDep) -> BookingView:
-    return node.appointments.book(
+def book(
+    body: BookingIn, response: Response, node: NodeDep, actor: ActorDep, key: KeyHeader = None
+) -> BookingView:
+    view, created = node.appointments.book_once(
         actor,
         body.session_id,
         resident_id=body.resident_id,
         card_number=body.card_number,
         channel=body.channel,
+        key=key,
     )
+    if not created:
+        response.status_code = 200
+    return view
 
 
 @router.get(f"{V1}/bookings", tags=TAGS, summary="A resident's bookings (a resident: their own)")

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from healthcard.api import fhir, fhir_claims
-from healthcard.api.deps import ActorDep, CountQuery, NodeDep, PatientQuery
+from healthcard.api.deps import ActorDep, CountQuery, KeyHeader, NodeDep, PatientQuery
 from healthcard.api.schemas import Strict
 from healthcard.errors import InvalidValue
 from healthcard.platform.settlement.office import Dashboard
@@ -37,15 +37,6 @@ FHIR_JSON = "application/fhir+json"
 ResidentId = Annotated[str, Path(pattern=r"^[0-9A-Za-z_-]{1,32}$", description="the resident id")]
 SettlementId = Annotated[int, Path(ge=1, le=2**62, description="the settlement id")]
 Key = Annotated[str | None, Field(default=None, min_length=1, max_length=64)]
-KeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=64,
-        description="makes the call exactly-once: a retry with the same key returns the first result",
-    ),
-]
 
 
 class LineBody(Strict):
