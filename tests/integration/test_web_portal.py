@@ -343,6 +343,28 @@ def test_book_through_the_steps_then_cancel(portal: Portal) -> None:
     assert again.status_code == 409 and 'role="alert"' in again.text and "only a booked one" in again.text
 
 
+def test_a_double_tap_on_book_books_once(portal: Portal) -> None:
+    """The booking page carries a one-time key: the form sent twice (a double tap, a resend
+    after the answer was lost) makes one booking and both answers show it."""
+    portal.login()
+    page = portal.client.get("/portal/appointments/new")
+    key = re.search(r'name="key" value="([0-9a-f]{32})"', page.text)
+    assert key, page.text
+    assert key.group(1) not in portal.client.get("/portal/appointments/new").text  # one per page drawn
+    data = {"csrf": csrf_of(page.text), "key": key.group(1), "session_id": str(portal.clinic.session(days=1))}
+    bookings = _count(portal.platform, t.Booking)
+    answers = [portal.client.post("/portal/appointments", data=data) for _ in range(2)]
+    for answer in answers:
+        assert answer.status_code == 200 and answer.url.path == "/portal/appointments", answer.text[:300]
+        assert "预约成功" in answer.text
+    assert _count(portal.platform, t.Booking) == bookings + 1
+    # without the key a second send is "already booked", as before
+    del data["key"]
+    refused = portal.client.post("/portal/appointments", data=data)
+    assert refused.status_code == 409 and "already booked" in refused.text
+    assert _count(portal.platform, t.Booking) == bookings + 1
+
+
 def test_a_booking_error_is_shown_next_to_its_field_with_the_choices_kept(portal: Portal) -> None:
     portal.login()
     page = portal.client.post(

@@ -12,6 +12,7 @@ records, and someone else's is "not found".
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Annotated, Any
 
 from fastapi import Form, Path, Query
@@ -394,7 +395,11 @@ def new_booking(
     department: Annotated[str | None, Query(max_length=4)] = None,
     doctor: Annotated[str | None, Query(max_length=18)] = None,
 ) -> Response:
-    context = {"nav": "appointments", **_chooser(request, institution, department, _number(doctor))}
+    context = {
+        "nav": "appointments",
+        "booking_key": uuid.uuid4().hex,
+        **_chooser(request, institution, department, _number(doctor)),
+    }
     template = "portal/_chooser.html" if is_htmx(request) else "portal/book.html"
     return render(request, template, context)
 
@@ -407,20 +412,25 @@ def book(
     department: Annotated[str, Form(max_length=4)] = "",
     doctor: Annotated[str, Form(max_length=18)] = "",
     session_id: Annotated[str, Form(max_length=18)] = "",
+    key: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
+    """Book; the form's one-time ``key`` (made when the page was drawn) is the booking's
+    idempotency key, so a double tap or a resend after a lost answer books once."""
     node = node_of(request)
 
     def action() -> object:
         chosen = _number(session_id)
         if chosen is None:
             raise InvalidValue("session_id", "choose a session")
-        return node.appointments.book(actor, chosen, channel="portal")
+        return node.appointments.book(actor, chosen, channel="portal", key=key or None)
 
     outcome = attempt(request, action, fields=("institution", "department", "doctor", "session_id"))
     if outcome.ok:
         return redirect(request, "/portal/appointments?done=booked")
     context = {
         "nav": "appointments",
+        # the same key again: if the refusal was a lost answer (503) the resend finds the booking
+        "booking_key": key or uuid.uuid4().hex,
         **_chooser(request, institution or None, department or None, _number(doctor)),
         "errors": outcome.errors,
         "values": {"session_id": session_id},
