@@ -11,7 +11,7 @@ a private PostgreSQL holding a city, with the database stopped and started in th
   connection (httpx), pick operations by weight — a terminal's swipe (``POST /v1/swipes``), a
   portal page with a logged-in session (``GET /portal…``), an offline visit's upload with its
   diagnosis (``POST /v1/encounters/uploads``, an ``upload_key`` each), a resident's booking
-  (``POST /v1/appointments/bookings``) and some of them cancelled, a cashier's quote and settlement
+  (``POST /v1/appointments/bookings`` with an ``Idempotency-Key``) and some of them cancelled, a cashier's quote and settlement
   (``/v1/settlements/pre-settlement`` then ``/v1/settlements`` with an ``Idempotency-Key``),
   and now and then a replay of a settlement or upload already acknowledged (must answer 200
   with the first result).  Every acknowledged (2xx) write is logged with its key or id; a write
@@ -213,7 +213,9 @@ class Acks:
     uploads: dict[str, int] = field(default_factory=dict)  # upload key -> encounter
     bookings: dict[int, tuple[str, int]] = field(default_factory=dict)  # booking -> (resident, session)
     cancelled: set[int] = field(default_factory=set)
-    unknown_bookings: list[tuple[str, int]] = field(default_factory=list)  # no answer: done or not
+    unknown_bookings: list[tuple[str, int]] = field(default_factory=list)  # never answered: done or not
+    booking_retries_answered: int = 0  # bookings sent again with their key after no answer / a 5xx
+    bookings_found_by_key: int = 0  # of the answers: 200, an earlier try had booked (its answer lost)
     replays: int = 0
     replay_mismatches: list[str] = field(default_factory=list)
 
@@ -373,23 +375,33 @@ class Client(threading.Thread):
         elif answer is None or answer.status_code >= 500:
             self.pending.append((time.monotonic() + RETRY_AFTER_S, "upload", body))
 
-    def book(self) -> None:
-        session = self.rng.choice(self.shared.world.sessions)
-        rid = resident_id(self.rng.randrange(self.shared.world.population.size))
+    def book(self, retry: tuple[str, int, str] | None = None) -> None:
+        """A resident books (``retry``: the same booking again, its answer lost — same key)."""
+        if retry is None:
+            self.counter += 1
+            rid = resident_id(self.rng.randrange(self.shared.world.population.size))
+            session = self.rng.choice(self.shared.world.sessions)
+            key = f"soak-b-{self.number:03d}-{self.counter:08d}-{self.rng.getrandbits(24):06x}"
+        else:
+            rid, session, key = retry
         answer = self.call(
             "book",
             "POST",
             "/v1/appointments/bookings",
             json={"session_id": session},
-            headers=self.bearer(self.shared.credentials.resident(rid)),
+            headers={**self.bearer(self.shared.credentials.resident(rid)), "Idempotency-Key": key},
         )
-        if answer is not None and answer.status_code == 201:
+        if answer is not None and answer.status_code in (200, 201):
             booking = int(answer.json()["id"])
             self.acks.bookings[booking] = (rid, session)
+            if retry is not None:
+                self.acks.booking_retries_answered += 1
+            if answer.status_code == 200:  # the lost answer's booking, found by its key
+                self.acks.bookings_found_by_key += 1
             if self.rng.random() < CANCEL_SHARE:
                 self.to_cancel.append((booking, rid))
         elif answer is None or answer.status_code >= 500:
-            self.acks.unknown_bookings.append((rid, session))
+            self.pending.append((time.monotonic() + RETRY_AFTER_S, "book", (rid, session, key)))
 
     def cancel(self, booking: int | None = None, rid: str = "", retry: bool = False) -> None:
         if booking is None:
@@ -483,6 +495,8 @@ class Client(threading.Thread):
                     self.upload(what)
                 elif kind == "settle":
                     self.settle(what, quote=False)
+                elif kind == "book":
+                    self.book(what)
                 else:
                     booking, rid = what
                     self.cancel(booking, rid, retry=True)
@@ -510,6 +524,9 @@ class Client(threading.Thread):
                 break
             if not self.retry_due(final=True):
                 time.sleep(RETRY_AFTER_S)
+        for _, kind, what in self.pending:  # never answered, even after the outage
+            if kind == "book":
+                self.acks.unknown_bookings.append(what[:2])
         self.http.close()
 
 
@@ -736,6 +753,8 @@ def check_acks(libpq: str, acks: Sequence[Acks]) -> dict[str, Any]:
         "uploads": len(uploads),
         "bookings": len(bookings),
         "cancellations": len(cancelled),
+        "bookings retried with their key": sum(a.booking_retries_answered for a in acks),
+        "of which an earlier try had booked": sum(a.bookings_found_by_key for a in acks),
         "bookings without an answer": len(unknown),
         "of which committed": committed_unknown,
         "replays": sum(a.replays for a in acks),
@@ -1153,8 +1172,8 @@ def report(run: SoakRun) -> str:
         "Every acknowledged write looked up in the database: "
         + json.dumps({k: v for k, v in run.acks.items() if k != "problems"}, ensure_ascii=False)
         + (" — each present exactly once, as acknowledged." if not run.acks.get("problem count") else "")
-        + " (A booking whose answer was lost has no key to retry with; those that committed are the "
-        "resident's to find in their list — not counted as lost or duplicated.)",
+        + " (A write whose answer was lost — the outage — is sent again with its key until it is"
+        " answered: a booking that had committed is answered 200 with that booking, never twice.)",
         "",
     ]
     return "\n".join(lines) + "\n"
