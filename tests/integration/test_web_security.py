@@ -255,6 +255,16 @@ def test_every_page_has_the_security_headers_and_no_inline_script_or_style(site:
             assert not re.search(r"<style\b|\sstyle=\"|\son[a-z]+=", html), (path, "inline style or handler")
             checked += 1
     assert checked >= 14
+    # the assets each page links: never sniffed; cached for a year as the release asks for them
+    assets = set(re.findall(r'(?:href|src)="(/static/[^"]+)"', html))
+    assert assets, html[:500]
+    for asset in assets:
+        answer = site.client.get(asset.replace("&amp;", "&"))
+        assert answer.status_code == 200, asset
+        assert answer.headers["x-content-type-options"] == "nosniff", asset
+        assert answer.headers["cache-control"] == "public, max-age=31536000, immutable", asset
+    bare = site.client.get(next(iter(assets)).split("?")[0])
+    assert bare.status_code == 200 and bare.headers["cache-control"] == "no-cache"
 
 
 # --- XSS ----------------------------------------------------------------------------------------------

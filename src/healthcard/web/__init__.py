@@ -14,10 +14,28 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.types import Scope
 
 from healthcard.web import admin, cardcentre, clinic, kiosk, pages, portal, printing, staff
 from healthcard.web.ehealth import EhcKeys
 from healthcard.web.session import CookiePolicy, Sessions
+
+
+class Assets(StaticFiles):
+    """The stylesheets and scripts under ``/static``: never sniffed as another type, and cached
+    for a year when asked for by the release (``?v=``, as every page links them), else checked
+    again each time."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        versioned = b"v=" in scope.get("query_string", b"")
+        response.headers["Cache-Control"] = (
+            "public, max-age=31536000, immutable"
+            if versioned and response.status_code in (200, 304)
+            else "no-cache"
+        )
+        return response
 
 
 def mount(
@@ -38,7 +56,7 @@ def mount(
     api.state.kiosk_agent_url = pages.kiosk_agent_origin(kiosk_agent_url, api.state.agent_url)
     api.state.web_sessions = Sessions(secret, cookies or CookiePolicy.from_env())
     api.state.ehc_keys = EhcKeys.from_secret(secret)
-    api.mount(pages.STATIC, StaticFiles(packages=[("healthcard.web", "static")]), name="static")
+    api.mount(pages.STATIC, Assets(packages=[("healthcard.web", "static")]), name="static")
     api.include_router(printing.router)  # before the portal's: /visits/{id} would take "5.pdf"
     api.include_router(portal.router)
     api.include_router(kiosk.router)
