@@ -36,14 +36,18 @@ class Kiosk:
     resident_id: str
     visit_id: int  # 李芳's closed visit
 
-    def agent(self, platform: Platform, url: str | None) -> Agent:
-        """The kiosk's reader agent: 李芳's card in slot ``sim-kiosk``, the kiosk's SAM."""
+    def agent(
+        self, platform: Platform, url: str | None, *, pin_limit: tuple[int, int] | None = None
+    ) -> Agent:
+        """The kiosk's reader agent: 李芳's card in slot ``sim-kiosk``, the kiosk's SAM;
+        ``pin_limit``: its PIN submissions per reader (attempts, seconds)."""
         return Agent(
             readers=[SimulatedSlot(SLOT, self.chip)],
             sam=SamSlot.from_image(self.sam, "sam-kiosk"),
             clock=platform.clock,
             platform_url=url,
             trust=platform.key_centre.trust_store(),
+            pin_limit=pin_limit,
         )
 
 

@@ -9,6 +9,7 @@ HEALTHCARD_UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import httpx
@@ -127,6 +128,37 @@ def test_three_wrong_pins_lock_the_card(platform: Platform, kiosk: Kiosk, browse
         # the card itself is blocked: the right PIN is refused now
         fourth = agent.post("/login", json={"pin": PIN})
         assert fourth.status_code == 423 and fourth.json()["code"] == "pin-blocked"
+
+
+def test_too_many_pins_at_one_reader_are_told_how_long_to_wait(
+    platform: Platform, kiosk: Kiosk, browser_page: Page
+) -> None:
+    """The agent's own limit on PIN submissions per reader (here 1 a minute): the pad says how
+    many seconds to wait, not a code; the refused try never reaches the card."""
+    page = browser_page
+    allow_console_errors(page, "status of 422", "status of 429")
+    with console(platform, lambda url: kiosk.agent(platform, url, pin_limit=(1, 60))) as (base, agent):
+        page.goto(f"{base}/kiosk/pin")
+        message = page.locator("#pin-message")
+        _pad(page, WRONG_PIN)
+        page.get_by_role("button", name="确认").click()
+        expect(message).to_contain_text("还可以再试 2 次")
+        _pad(page, WRONG_PIN)
+        page.get_by_role("button", name="确认").click()
+        expect(message).to_contain_text("尝试次数过多，请在 60 秒后再试")
+        expect(page).to_have_url(f"{base}/kiosk/pin")
+        screenshot(page, "kiosk-pin-too-many")
+        # the refused try never reached the card: a minute later a wrong PIN leaves one try, not none
+        platform.clock.advance(dt.timedelta(seconds=61))
+        _pad(page, WRONG_PIN)
+        page.get_by_role("button", name="确认").click()
+        expect(message).to_contain_text("还可以再试 1 次")
+        platform.clock.advance(dt.timedelta(seconds=61))
+        _pad(page, PIN)
+        page.get_by_role("button", name="确认").click()
+        expect(page).to_have_url(f"{base}/kiosk/menu")
+        agent.post("/remove", json={})
+        page.goto("about:blank")  # no page left polling the agent as it stops
 
 
 def test_the_pin_pad_and_the_menu_by_keyboard_alone(

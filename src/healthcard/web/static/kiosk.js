@@ -110,6 +110,8 @@
           say(form.getAttribute("data-no-pin"));
         } else if (error.code === "agent-unreachable") {
           say(form.getAttribute("data-unreachable"));
+        } else if (error.code === "too-many-attempts") {  // the agent's own limit per reader
+          say(form.getAttribute("data-too-many").replace("{seconds}", String(error.data.retry_after || 60)));
         } else {
           say(form.getAttribute("data-failed").replace("{code}", error.code || ""));
         }
