@@ -144,6 +144,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/auth/terminal"): {"terminal_id": "{terminal}", "nonce": "00" * 40, "signature": "00" * 64},
     ("POST", "/v1/auth/card"): {"card_number": "{card}", "chip_serial": "{chip}"},
     ("POST", "/v1/swipes"): {"card_number": "{card}", "chip_serial": "{chip}"},
+    ("POST", "/v1/terminals/card-refusals"): {
+        "refusals": [
+            {"chip_serial": "{chip}", "command": "00820001", "sw": "63C2", "at": "{today}T00:00:00+08:00"}
+        ]
+    },
     ("POST", "/v1/residents/{resident_id}/identifiers"): {"system": "other", "value": "SWEEP-{nonce}"},
     ("PUT", "/v1/residents/{resident_id}/archive"): {},
     ("POST", "/v1/residents/{resident_id}/allergies"): {"allergen": "花粉", "reaction": "喷嚏"},

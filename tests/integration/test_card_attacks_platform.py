@@ -6,7 +6,7 @@ derives other keys and EXTERNAL AUTHENTICATE fails: tests/unit/test_card_attacks
 terminal that reports the swipe anyway, with the chip serial it read from the ATR, is refused by
 the platform because the chip is not the card's registered chip.  The refusal is an audit entry
 (denied, the terminal and its institution, the card number and both chips) in the resident's
-chain: the card centre lists it (``Node.refused_chips``), the resident's "who looked" shows it, the
+chain: the card centre lists it (``Node.card_security_events``), the resident's "who looked" shows it, the
 hash chain still verifies.  The attacker learns nothing: not the registered chip, no key."""
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def test_a_cloned_card_is_refused_by_the_card_and_by_the_platform_and_audited(pl
     assert refused.json()["code"] == "not-found"
     assert platform.chip_serial.upper() not in refused.text.upper()  # the real chip stays secret
 
-    events = node.refused_chips(CARD_CENTRE)
+    events = node.card_security_events(CARD_CENTRE)
     assert len(events) == 1
     event = events[0]
     assert (event.action, event.what, event.outcome) == ("deny", CHIP_REFUSED, "denied")
@@ -102,7 +102,7 @@ def test_a_cloned_card_is_refused_by_the_card_and_by_the_platform_and_audited(pl
         headers={"Authorization": f"Bearer {token}"},
     )
     assert swiped.status_code == 200, swiped.text
-    assert len(node.refused_chips(CARD_CENTRE)) == 1
+    assert len(node.card_security_events(CARD_CENTRE)) == 1
 
 
 def test_a_real_chip_presented_with_another_card_number_is_refused_and_audited(platform: Platform) -> None:
@@ -111,7 +111,7 @@ def test_a_real_chip_presented_with_another_card_number_is_refused_and_audited(p
     with pytest.raises(NotFound) as refused:
         node.swipe(_terminal_actor(platform), card_number=other_number, chip_serial=platform.chip_serial)
     assert platform.resident_id not in str(refused.value)
-    (event,) = node.refused_chips(CARD_CENTRE)
+    (event,) = node.card_security_events(CARD_CENTRE)
     assert event.resident_id is None  # no card of that number here: the chain of no resident
     assert other_number in event.why and platform.chip_serial.upper() in event.why
     assert event.institution_code == HOSPITAL and event.outcome == "denied"
@@ -122,10 +122,10 @@ def test_only_the_card_centre_auditors_and_admins_read_the_refusals(platform: Pl
     with pytest.raises(NotFound):
         node.swipe(_terminal_actor(platform), card_number=CARD, chip_serial=CLONE_CHIP)
     for reader in (Actor("auditor", Role.AUDITOR), Actor("admin", Role.ADMIN), CARD_CENTRE):
-        assert len(node.refused_chips(reader)) == 1
+        assert len(node.card_security_events(reader)) == 1
     for outsider in (Actor("dr-wang", Role.CLINICIAN, institution_code=HOSPITAL), _terminal_actor(platform)):
         with pytest.raises(PermissionDenied):
-            node.refused_chips(outsider)
+            node.card_security_events(outsider)
 
 
 def test_a_cloned_card_at_a_kiosk_opens_no_session_and_is_audited(platform: Platform) -> None:
@@ -136,7 +136,7 @@ def test_a_cloned_card_at_a_kiosk_opens_no_session_and_is_audited(platform: Plat
         terminal = node.terminals.get(uow, kiosk.terminal_id).actor()
     with pytest.raises(NotFound):
         node.card_login(terminal, card_number=KIOSK_CARD, chip_serial=CLONE_CHIP)
-    (event,) = node.refused_chips(CARD_CENTRE)
+    (event,) = node.card_security_events(CARD_CENTRE)
     assert event.why.startswith("card login refused") and CLONE_CHIP in event.why
     assert event.actor == kiosk.terminal_id and event.resident_id == kiosk.resident_id
     resident = node.card_login(terminal, card_number=KIOSK_CARD, chip_serial=kiosk.chip_serial)

@@ -120,9 +120,16 @@ class Tampering(SimulatorTransport):
         return self.card.process(self.tamper(self.card, raw))
 
 
-def _terminal(state: CardState, tamper: Callable[[CardOS, bytes], bytes]) -> HealthCardTerminal:
+Refusal = tuple[bytes, bytes, int]  # what the SDK's on_refusal hook is told: chip, header, SW
+
+
+def _terminal(
+    state: CardState, tamper: Callable[[CardOS, bytes], bytes], told: list[Refusal] | None = None
+) -> HealthCardTerminal:
     term = HealthCardTerminal(
-        Tampering(CardOS(copy.deepcopy(state)), tamper), SimulatorTransport(SamOS(demo_sam()))
+        Tampering(CardOS(copy.deepcopy(state)), tamper),
+        SimulatorTransport(SamOS(demo_sam())),
+        on_refusal=None if told is None else lambda *refusal: told.append(refusal),
     )
     term.open()
     return term
@@ -144,7 +151,8 @@ def _stale_challenge(card: CardOS, raw: bytes) -> bytes:
 def test_a_tampered_write_through_the_sdk_is_refused_and_logged(
     issued_state, tamper, caplog, card_keys, master_keys
 ):
-    term = _terminal(issued_state, tamper)
+    told: list[Refusal] = []
+    term = _terminal(issued_state, tamper, told)
     card = term.card.card  # type: ignore[attr-defined]
     before = bytes(card.state.mf.children[0xDDF1].children[0xDF01].children[0xEF05].records[0])
     with (
@@ -156,6 +164,9 @@ def test_a_tampered_write_through_the_sdk_is_refused_and_logged(
     warnings = [r.getMessage() for r in caplog.records if r.name == "healthcard.terminal.sdk"]
     assert any("04 DC" in w and "6988" in w and term.serial.hex().upper() in w for w in warnings), warnings
     _assert_no_secret([*warnings, str(refused.value), repr(refused.value)], _secrets(card_keys, master_keys))
+    # the hook the agent reports to the platform with: the chip, the header alone, the SW
+    assert [(chip, header[:2], sw) for chip, header, sw in told] == [(term.serial, b"\x04\xdc", 0x6988)]
+    assert all(len(header) == 4 for _, header, _ in told)
 
 
 # --- 4. PIN brute force -------------------------------------------------------------------------------
@@ -164,21 +175,28 @@ def test_pin_brute_force_blocks_after_three_and_the_right_pin_is_then_refused(pi
     transport.connect()
     pin = pin_card.state.mf.keys[(KeyUse.PIN, 0x01)]
     shown: list[str] = []
+    told: list[tuple[bytes, int]] = []
+
+    def refused(header: bytes, sw: int) -> None:
+        told.append((header, sw))
+
     with caplog.at_level(logging.INFO, logger="healthcard.agent.service"):
         for guess, left in (("000000", 2), ("111111", 1)):
             with pytest.raises(PinWrong) as wrong:
-                _verify(transport, "reader 0", guess)
+                _verify(transport, "reader 0", guess, refused)
             assert wrong.value.tries_left == left == pin.tries_left
             shown.append(str(wrong.value))
         with pytest.raises(PinBlocked) as blocked:  # the third wrong PIN blocks it (63C0)
-            _verify(transport, "reader 0", "222222")
+            _verify(transport, "reader 0", "222222", refused)
         shown.append(str(blocked.value))
         assert pin.tries_left == 0 and pin.blocked
         with pytest.raises(PinBlocked):  # the right PIN no longer opens it (6983)
-            _verify(transport, "reader 0", "123456")
+            _verify(transport, "reader 0", "123456", refused)
         transport.connect()  # nor after a reset
         with pytest.raises(PinBlocked):
-            _verify(transport, "reader 0", "123456")
+            _verify(transport, "reader 0", "123456", refused)
+    # each refusal for the platform's audit: VERIFY's header, never the PIN
+    assert told == [(bytes.fromhex("00200001"), sw) for sw in (0x63C2, 0x63C1, 0x63C0, 0x6983, 0x6983)]
     assert pin_card.sw("0020000103123456") == 0x6983
     assert pin_card.sw("00200001") == 0x6983
     assert shown[:2] == [
@@ -198,7 +216,12 @@ def test_a_cloned_image_on_another_chip_fails_authentication_and_is_logged(
 ):
     clone = copy.deepcopy(issued_state)
     clone.serial = bytes.fromhex("0081866BDEADBEEF")  # every file and key copied, another chip
-    term = HealthCardTerminal(SimulatorTransport(CardOS(clone)), SimulatorTransport(SamOS(demo_sam())))
+    told: list[Refusal] = []
+    term = HealthCardTerminal(
+        SimulatorTransport(CardOS(clone)),
+        SimulatorTransport(SamOS(demo_sam())),
+        on_refusal=lambda *refusal: told.append(refusal),
+    )
     with caplog.at_level(logging.WARNING, logger="healthcard.terminal.sdk"):
         term.open()  # DDF1/EF05 is free to read: the clone shows the original's card number
         with pytest.raises(AuthenticationFailed) as refused:
@@ -206,6 +229,8 @@ def test_a_cloned_image_on_another_chip_fails_authentication_and_is_logged(
     assert refused.value.sw >> 4 == 0x63C
     warnings = [r.getMessage() for r in caplog.records if r.name == "healthcard.terminal.sdk"]
     assert any("0081866BDEADBEEF" in w and "00 82" in w for w in warnings), warnings
+    ((chip, header, sw),) = told
+    assert chip == clone.serial and header[:2] == b"\x00\x82" and sw == refused.value.sw
     _assert_no_secret([*warnings, str(refused.value)], _secrets(card_keys, master_keys))
     # the original chip, with the same files, passes
     original = HealthCardTerminal(

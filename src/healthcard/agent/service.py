@@ -23,8 +23,11 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -41,6 +44,7 @@ from healthcard.agent.readers import (
     held,
 )
 from healthcard.card.apdu import CommandAPDU
+from healthcard.card.atr import chip_serial as atr_chip_serial
 from healthcard.card.personalise import Value
 from healthcard.card.sw import exception_for
 from healthcard.clock import Clock, local_date
@@ -63,6 +67,11 @@ from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import Transport
 
 logger = logging.getLogger(__name__)
+#: card refusals an agent keeps while the platform cannot be reached; a report carries at most
+#: REFUSAL_REPORT; after a failed report the next waits REFUSAL_RETRY_S
+REFUSAL_BACKLOG = 1000
+REFUSAL_REPORT = 100
+REFUSAL_RETRY_S = 60.0
 
 T = TypeVar("T")
 
@@ -265,6 +274,11 @@ class Agent:
         #: a kiosk's card dispenser (the demo's: the card centre's tray of simulated chips)
         self.tray = tray
         self.platform_url = platform_url
+        #: what cards refused here (a failed authentication, a bad MAC, a wrong PIN), kept until
+        #: the platform has them (docs/card.md §13); the oldest go beyond REFUSAL_BACKLOG
+        self._refusals: deque[dict[str, str]] = deque(maxlen=REFUSAL_BACKLOG)
+        self._refusal_lock = threading.Lock()
+        self._refusals_due = 0.0  # time.monotonic() of the next report after a failed one
         self._terminal_id = terminal_id
         self._platform_lock = threading.Lock()
         self._client: PlatformClient | None = None
@@ -346,6 +360,7 @@ class Agent:
             platform["logged_in"] = self._client.logged_in
             platform["terminal_id"] = self._terminal_id
             platform["error"] = self._platform_error
+            platform["card_refusals_pending"] = self.pending_refusals()  # not yet reported
         return {
             "agent": "healthcard-agent",
             "version": __version__,
@@ -364,6 +379,16 @@ class Agent:
     # --- card sessions -------------------------------------------------------------------------
     @contextmanager
     def _session(self, name: str | None) -> Iterator[tuple[Reader, HealthCardTerminal]]:
+        """A card session on reader ``name`` with the SAM; afterwards (the reader and the SAM
+        free again) what the card refused in it is reported to the platform."""
+        try:
+            with self._card_session(name) as session:
+                yield session
+        finally:
+            self.report_refusals()
+
+    @contextmanager
+    def _card_session(self, name: str | None) -> Iterator[tuple[Reader, HealthCardTerminal]]:
         reader = self.reader(name)
         sam = self.sam
         if sam is None:
@@ -379,6 +404,7 @@ class Agent:
                 profile=reader.profile(),
                 trust=self.trust,
                 hotlist=self.hotlist,
+                on_refusal=self._refused,
             )
             try:
                 try:
@@ -390,6 +416,62 @@ class Agent:
                 yield reader, terminal
             finally:
                 terminal.close()
+
+    # --- what cards refused ------------------------------------------------------------------------
+    def _refused(self, chip: bytes, header: bytes, sw: int, card_number: str | None = None) -> None:
+        """Keep a refusal by the card (its chip, the command's header — never its data — and the
+        SW) for the platform's audit."""
+        if not chip:
+            return  # no chip serial yet: nothing to attribute it to
+        item = {
+            "chip_serial": chip.hex().upper(),
+            "command": header.hex().upper(),
+            "sw": f"{sw:04X}",
+            "at": self.clock.now().isoformat(),
+        }
+        if card_number:
+            item["card_number"] = card_number
+        with self._refusal_lock:
+            self._refusals.append(item)
+
+    def pending_refusals(self) -> int:
+        with self._refusal_lock:
+            return len(self._refusals)
+
+    def report_refusals(self, *, force: bool = False) -> int:
+        """Send the refusals kept to the platform, 100 a report; the number it took.  A platform
+        that cannot be reached keeps them (the next card session tries again, not before
+        :data:`REFUSAL_RETRY_S`, unless ``force``); a report it refuses as malformed is dropped
+        with a warning, as an upload the platform refused is not sent again."""
+        if self._client is None or (not force and time.monotonic() < self._refusals_due):
+            return 0
+        sent = 0
+        while True:
+            with self._refusal_lock:
+                batch = [self._refusals[n] for n in range(min(len(self._refusals), REFUSAL_REPORT))]
+            if not batch:
+                return sent
+            try:
+                sent += self._platform(partial(PlatformClient.report_refusals, refusals=batch))
+            except PlatformRefused as refused:
+                if refused.status in (401, 403, 408, 429) or refused.status >= 500:
+                    return self._refusals_later(sent, refused)
+                logger.warning("card refusals dropped: the platform refused the report (%s)", refused.code)
+            except HealthCardError as error:
+                return self._refusals_later(sent, error)
+            with self._refusal_lock:
+                for item in batch:
+                    if item in self._refusals:
+                        self._refusals.remove(item)
+
+    def _refusals_later(self, sent: int, error: HealthCardError) -> int:
+        self._refusals_due = time.monotonic() + REFUSAL_RETRY_S
+        logger.warning(
+            "card refusals kept for the platform (%s): %d pending",
+            type(error).__name__,
+            self.pending_refusals(),
+        )
+        return sent
 
     # --- the platform --------------------------------------------------------------------------
     def _platform(self, call: Callable[[PlatformClient], T]) -> T:
@@ -546,13 +628,16 @@ class Agent:
         _check_pin(pin)
         slot = self.reader(reader)
         self.pins.attempt(slot.name)
-        with held(slot.lock, self.busy_wait, f"reader {slot.name!r}"):
-            transport = slot.transport()
-            transport.connect()
-            try:
-                _verify(transport, slot.name, pin)
-            finally:
-                transport.disconnect()
+        try:
+            with held(slot.lock, self.busy_wait, f"reader {slot.name!r}"):
+                transport = slot.transport()
+                chip = atr_chip_serial(transport.connect())
+                try:
+                    _verify(transport, slot.name, pin, lambda header, sw: self._refused(chip, header, sw))
+                finally:
+                    transport.disconnect()
+        finally:
+            self.report_refusals()
         return {"reader": slot.name, "verified": True}
 
     def login(self, pin: str, reader: str | None = None) -> dict[str, Any]:
@@ -570,7 +655,9 @@ class Agent:
             number = terminal.read_issuer().card_number
             name = terminal.read_holder().name
             serial = terminal.serial
-            _verify(terminal.card, slot.name, pin)
+            _verify(
+                terminal.card, slot.name, pin, lambda header, sw: self._refused(serial, header, sw, number)
+            )
         answer = self._platform(lambda c: c.card_login(number, serial))
         logger.info("kiosk login at %r", slot.name)
         return {
@@ -665,13 +752,19 @@ def _check_pin(pin: object) -> None:
         raise InvalidValue("pin", "the PIN is 6 digits")
 
 
-def _verify(transport: Transport, reader: str, pin: str) -> None:
-    """VERIFY ``pin`` on the card behind ``transport``; the PIN errors of docs/agent.md."""
+def _verify(
+    transport: Transport, reader: str, pin: str, refused: Callable[[bytes, int], None] | None = None
+) -> None:
+    """VERIFY ``pin`` on the card behind ``transport``; the PIN errors of docs/agent.md.
+    ``refused`` is told of a wrong PIN or a blocked one (the command's header and the SW)."""
+    header = bytes((0x00, 0x20, 0x00, PIN_REFERENCE))
     response = transport.transmit(CommandAPDU(0x00, 0x20, 0x00, PIN_REFERENCE, bytes.fromhex(pin)))
     sw = response.sw
     logger.info("PIN verification at %r: %04X", reader, sw)
     if sw == 0x9000:
         return
+    if refused is not None and (sw == 0x6983 or sw >> 4 == 0x63C):
+        refused(header, sw)
     if sw == 0x6983 or sw == 0x63C0:
         raise PinBlocked("the PIN is blocked after three wrong tries: the card centre unblocks it")
     if sw >> 4 == 0x63C:

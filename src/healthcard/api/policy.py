@@ -184,6 +184,7 @@ POST   /v1/settlements/pre-settlement                                     L    D
 GET    /v1/settlements/{settlement_id}                                    L    +    D    D    D    D    D    +    +    D    D    D    D    D
 POST   /v1/settlements/{settlement_id}/refund                             L    D    D    D    D    D    D    D    +    D    D    D    D    D
 POST   /v1/swipes                                                         L    D    D    D    D    D    D    D    D    D    D    D    +    +
+POST   /v1/terminals/card-refusals                                        L    D    D    D    D    D    D    D    D    D    D    D    +    +
 # --- the pages (a session cookie; every POST carries the session's CSRF token) ----------
 GET    /docs                                                              +    +    +    +    +    +    +    +    +    +    +    +    +    +
 GET    /docs/oauth2-redirect                                              +    +    +    +    +    +    +    +    +    +    +    +    +    +

@@ -19,7 +19,7 @@ The visit flow (ARCHITECTURE.md §6 flow 2)::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +32,7 @@ from healthcard.errors import HotListed, InvalidValue, NotAuthenticated, NotFoun
 from healthcard.issuance.application import Application
 from healthcard.issuance.identity import area
 from healthcard.keys.certificates import TrustStore
+from healthcard.platform import cardevents
 from healthcard.platform import records as rec
 from healthcard.platform.access import (
     Access,
@@ -948,8 +949,8 @@ class Node:
         another chip, or a forged one: a denied audit entry (the terminal, its institution, the
         card number, the chip presented and the card's registered chip), in its own transaction
         (the caller's is rolled back) and in the chain of the card's resident when the number is
-        known here, so that the resident's "who looked" shows it too.  :meth:`refused_chips`
-        lists them for the card centre."""
+        known here, so that the resident's "who looked" shows it too.
+        :meth:`card_security_events` lists them for the card centre."""
         with self.db.uow() as uow:
             rows = uow.session.execute(
                 select(_CARDS.resident_id, _CARDS.chip_serial, _CARDS.status).where(
@@ -969,18 +970,31 @@ class Node:
             )
             uow.commit()
 
-    def refused_chips(self, actor: Actor, *, limit: int = 100) -> list[AuditView]:
-        """The card centre's security events: swipes and kiosk logins refused because the chip was
-        not the card's (:meth:`_chip_refused`), newest first; the read is audited."""
+    def report_card_refusals(self, actor: Actor, refusals: Sequence[Mapping[str, object]]) -> int:
+        """A terminal reports what its cards refused offline (a replayed authentication, a bad
+        MAC, a wrong PIN …): each a denied audit entry in the chip's resident's chain
+        (:mod:`healthcard.platform.cardevents`); the number written."""
+        with self.db.uow() as uow:
+            written = cardevents.record(uow, self.audit, actor, refusals, now=self.clock.now())
+            uow.commit()
+            return written
+
+    def card_security_events(self, actor: Actor, *, limit: int = 100) -> list[AuditView]:
+        """The card centre's security events, newest first: swipes and kiosk logins refused
+        because the chip was not the card's (:meth:`_chip_refused`), and what cards refused at
+        terminals (:meth:`report_card_refusals`); the read is audited."""
         if actor.role not in (Role.CARD_ADMIN, Role.AUDITOR, Role.ADMIN):
-            raise PermissionDenied("refused chips are read by the card centre, auditors and admins")
+            raise PermissionDenied("card security events are read by the card centre, auditors and admins")
         if not 1 <= limit <= 1000:
             raise InvalidValue("limit", "1 to 1000")
         with self.db.uow() as uow:
             found = (
                 uow.session.execute(
                     select(t.AuditEntry)
-                    .where(t.AuditEntry.action == "deny", t.AuditEntry.what == CHIP_REFUSED)
+                    .where(
+                        t.AuditEntry.action == "deny",
+                        t.AuditEntry.what.in_((CHIP_REFUSED, cardevents.CARD_REFUSED)),
+                    )
                     .order_by(t.AuditEntry.at.desc(), t.AuditEntry.id.desc())
                     .limit(limit)
                 )
@@ -1006,7 +1020,7 @@ class Node:
                 for e in found
             ]
             self.audit.record(
-                uow, actor, action="read", what="refused chips", why="security", resident_id=None
+                uow, actor, action="read", what="card security events", why="security", resident_id=None
             )
             uow.commit()
             return views

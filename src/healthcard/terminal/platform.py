@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import httpx
@@ -218,6 +218,12 @@ class PlatformClient:
         answers the resident's ``{access_token, expires_in, role}``."""
         body = {"card_number": card_number, "chip_serial": _hex(chip_serial, "chip_serial")}
         return self._authorised("/v1/auth/card", body, expect=(200,))[1]
+
+    def report_refusals(self, refusals: Sequence[Mapping[str, Any]]) -> int:
+        """Report what cards refused at this terminal (``{chip_serial, command, sw, at,
+        card_number?}`` each, at most 100): the platform audits each; the number it wrote."""
+        body = {"refusals": [dict(r) for r in refusals]}
+        return int(self._authorised("/v1/terminals/card-refusals", body, expect=(201,))[1]["recorded"])
 
     def encounter(self, resident_id: str, encounter_id: int) -> dict[str, Any]:
         """The visit as the platform holds it (its ``status``, ``card_slot`` …): read by the

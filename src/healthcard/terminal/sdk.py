@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
 from healthcard.card import codecs
@@ -131,8 +131,15 @@ def _flag_byte(value: bool | None) -> int:
     return 0xFF if value is None else int(value)
 
 
+#: told of each refusal by the card: (chip serial, the command's header CLA INS P1 P2, SW)
+RefusalHook = Callable[[bytes, bytes, int], None]
+
+
 class HealthCardTerminal:
-    """A reader with a user-card slot and a SAM slot."""
+    """A reader with a user-card slot and a SAM slot.  ``on_refusal`` is told of every refusal
+    by the card that may be an attack (a failed authentication or PIN, a bad MAC, a missing
+    challenge: the SWs :data:`_REFUSALS` and 63Cx) — the reader agent reports them to the
+    platform's audit (docs/card.md §13); never with the command's data."""
 
     def __init__(
         self,
@@ -144,9 +151,11 @@ class HealthCardTerminal:
         trust: TrustStore | None = None,
         sign_visits: bool = True,
         hotlist: TerminalHotList | None = None,
+        on_refusal: RefusalHook | None = None,
     ) -> None:
         self.card = card
         self.sam = sam
+        self.on_refusal = on_refusal
         self.sam_pin = sam_pin
         self.profile = profile
         self.extended = extended  # the card and reader take extended-length APDUs
@@ -269,6 +278,8 @@ class HealthCardTerminal:
                     response.sw,
                     describe(response.sw),
                 )
+                if self.on_refusal is not None:
+                    self.on_refusal(self.serial, bytes((cla, ins, p1, p2)), response.sw)
             raise exception_for(response.sw)
         return response.data
 
@@ -940,4 +951,4 @@ def inpatient_from_bytes(data: bytes, slot: int = 0) -> InpatientRecord:
     )
 
 
-__all__ = ["HealthCardTerminal", "decode_visit", "encode_visit", "item", "visit_item"]
+__all__ = ["HealthCardTerminal", "RefusalHook", "decode_visit", "encode_visit", "item", "visit_item"]
