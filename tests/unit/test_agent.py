@@ -257,6 +257,22 @@ def test_a_wrong_pin_three_times_blocks_the_card(
     assert "975310" not in caplog.text and "123456" not in caplog.text
 
 
+def test_wrong_pins_are_kept_for_the_platform_with_the_chip_and_never_the_pin(pin_state: CardState) -> None:
+    """An agent without a platform keeps what the card refused (it has no one to report to); a
+    card whose ATR names no chip (not a health card) is still asked, and nothing is kept."""
+    from healthcard.agent.service import _chip_of
+
+    agent = make_agent(pin_state)
+    with TestClient(create_app(agent), base_url=AGENT) as client:
+        problem(client.post("/pin", json={"pin": "975310"}), 422, "pin-wrong", "pin")
+    assert agent.pending_refusals() == 1 and agent.report_refusals(force=True) == 0
+    (kept,) = list(agent._refusals)
+    assert kept["chip_serial"] == pin_state.serial.hex().upper()
+    assert (kept["command"], kept["sw"]) == ("00200001", "63C2")
+    assert "975310" not in str(kept)
+    assert _chip_of(bytes.fromhex("3B00")) == b""
+
+
 def test_a_card_without_pin_says_so(client: TestClient) -> None:
     problem(client.post("/pin", json={"pin": "123456"}), 409, "no-pin")
 

@@ -631,7 +631,7 @@ class Agent:
         try:
             with held(slot.lock, self.busy_wait, f"reader {slot.name!r}"):
                 transport = slot.transport()
-                chip = atr_chip_serial(transport.connect())
+                chip = _chip_of(transport.connect())
                 try:
                     _verify(transport, slot.name, pin, lambda header, sw: self._refused(chip, header, sw))
                 finally:
@@ -745,6 +745,14 @@ class PinThrottle:
             if count >= self.limit:
                 raise TooManyAttempts("PIN attempts at this reader", int(start + self.window - now + 0.999))
             self._windows[reader] = (start, count + 1)
+
+
+def _chip_of(atr: bytes) -> bytes:
+    """The chip serial in ``atr``; empty for a card whose ATR carries none (not a health card)."""
+    try:
+        return atr_chip_serial(atr)
+    except ValueError:
+        return b""
 
 
 def _check_pin(pin: object) -> None:
