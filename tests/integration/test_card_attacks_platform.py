@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from healthcard.api.app import create_app
 from healthcard.card.cos import CardOS
 from healthcard.card.sam import SamOS
-from healthcard.errors import AuthenticationFailed, NotFound, PermissionDenied
+from healthcard.errors import AuthenticationFailed, HotListed, NotFound, PermissionDenied
 from healthcard.platform.access import Actor, Carrier, Role
-from healthcard.platform.node import CHIP_REFUSED
+from healthcard.platform.node import CHIP_REFUSED, HOTLIST_REFUSED
 from healthcard.terminal.sdk import HealthCardTerminal
 from healthcard.terminal.transport import SimulatorTransport
 
@@ -141,3 +141,32 @@ def test_a_cloned_card_at_a_kiosk_opens_no_session_and_is_audited(platform: Plat
     assert event.actor == kiosk.terminal_id and event.resident_id == kiosk.resident_id
     resident = node.card_login(terminal, card_number=KIOSK_CARD, chip_serial=kiosk.chip_serial)
     assert resident.resident_id == kiosk.resident_id
+
+
+def test_a_lost_card_swiped_or_used_at_a_kiosk_is_a_security_event(platform: Platform) -> None:
+    """The card is reported lost; the finder swipes it at the hospital, another tries it at the
+    kiosk: each refused (409 hot-listed) and a denied entry in the owner's chain that the card
+    centre lists and the owner sees."""
+    node = platform.app.node
+    kiosk = make_kiosk(platform)
+    platform.app.cards.report_lost("clerk-41", CARD, "lost on the bus")
+    platform.app.cards.report_lost("clerk-41", KIOSK_CARD, "stolen")
+    with pytest.raises(HotListed):
+        node.swipe(_terminal_actor(platform), card_number=CARD, chip_serial=platform.chip_serial)
+    with platform.app.db.uow() as uow:
+        kiosk_terminal = node.terminals.get(uow, kiosk.terminal_id).actor()
+    with pytest.raises(HotListed):
+        node.card_login(kiosk_terminal, card_number=KIOSK_CARD, chip_serial=kiosk.chip_serial)
+    kiosk_event, swipe_event = node.card_security_events(CARD_CENTRE)
+    assert (swipe_event.what, swipe_event.outcome, swipe_event.resident_id) == (
+        HOTLIST_REFUSED,
+        "denied",
+        platform.resident_id,
+    )
+    assert swipe_event.why.startswith("swipe refused") and "lost" in swipe_event.why
+    assert swipe_event.actor == platform.terminal_id and swipe_event.institution_code == HOSPITAL
+    assert kiosk_event.why.startswith("card login refused") and kiosk_event.resident_id == kiosk.resident_id
+    with node.db.uow() as uow:
+        seen = node.audit.who_looked(uow, [platform.resident_id])
+    assert any(e.what == HOTLIST_REFUSED for e in seen)
+    assert node.verify_audit(Actor("auditor", Role.AUDITOR)).ok

@@ -177,6 +177,8 @@ class Elsewhere(Protocol):
 
 #: the audit ``what`` of a card number presented with a chip that is not its own (a cloned image)
 CHIP_REFUSED = "card chip"
+#: the audit ``what`` of a swipe or kiosk login with a chip that is lost, replaced or cancelled
+HOTLIST_REFUSED = "card hot-listed"
 _CARD_TABLE = t.Card.metadata.tables[t.Card.__tablename__]
 _CARDS = _CARD_TABLE.c
 #: a swipe's card, by the chip serial (unique): built once, a plain row
@@ -390,6 +392,11 @@ class Node:
                 uow.rollback()
                 self._chip_refused(actor, card_number=card_number, chip=_chip(chip_serial), use="card login")
                 raise
+            except HotListed as listed:
+                row = uow.session.execute(_CARD_BY_CHIP, {"chip": _chip(chip_serial)}).first()
+                uow.rollback()
+                self._hotlisted_use(actor, row.resident_id if row else None, use="card login", refused=listed)
+                raise
             resident_id = self.mpi.survivor(uow, card.resident_id)
             resident = Actor(
                 card_number,
@@ -463,6 +470,10 @@ class Node:
             except NotFound:
                 uow.rollback()
                 self._chip_refused(actor, card_number=card_number, chip=chip, use="swipe")
+                raise
+            except HotListed as listed:
+                uow.rollback()
+                self._hotlisted_use(actor, rows[0].resident_id, use="swipe", refused=listed)
                 raise
             card = rows[0]
             hidden: frozenset[str] | None = None
@@ -970,6 +981,22 @@ class Node:
             )
             uow.commit()
 
+    def _hotlisted_use(self, actor: Actor, resident_id: str | None, *, use: str, refused: HotListed) -> None:
+        """A chip that is lost, replaced or cancelled presented at a terminal — a stolen card, or
+        an old one kept: a denied audit entry in the resident's chain, in its own transaction
+        (the caller's is rolled back); listed by :meth:`card_security_events`."""
+        with self.db.uow() as uow:
+            self.audit.record(
+                uow,
+                actor,
+                action="deny",
+                what=HOTLIST_REFUSED,
+                why=f"{use} refused: {refused}"[:200],
+                resident_id=resident_id,
+                outcome="denied",
+            )
+            uow.commit()
+
     def report_card_refusals(self, actor: Actor, refusals: Sequence[Mapping[str, object]]) -> int:
         """A terminal reports what its cards refused offline (a replayed authentication, a bad
         MAC, a wrong PIN …): each a denied audit entry in the chip's resident's chain
@@ -981,8 +1008,9 @@ class Node:
 
     def card_security_events(self, actor: Actor, *, limit: int = 100) -> list[AuditView]:
         """The card centre's security events, newest first: swipes and kiosk logins refused
-        because the chip was not the card's (:meth:`_chip_refused`), and what cards refused at
-        terminals (:meth:`report_card_refusals`); the read is audited."""
+        because the chip was not the card's (:meth:`_chip_refused`) or is lost, replaced or
+        cancelled (:meth:`_hotlisted_use`), and what cards refused at terminals
+        (:meth:`report_card_refusals`); the read is audited."""
         if actor.role not in (Role.CARD_ADMIN, Role.AUDITOR, Role.ADMIN):
             raise PermissionDenied("card security events are read by the card centre, auditors and admins")
         if not 1 <= limit <= 1000:
@@ -993,7 +1021,7 @@ class Node:
                     select(t.AuditEntry)
                     .where(
                         t.AuditEntry.action == "deny",
-                        t.AuditEntry.what.in_((CHIP_REFUSED, cardevents.CARD_REFUSED)),
+                        t.AuditEntry.what.in_((CHIP_REFUSED, HOTLIST_REFUSED, cardevents.CARD_REFUSED)),
                     )
                     .order_by(t.AuditEntry.at.desc(), t.AuditEntry.id.desc())
                     .limit(limit)
