@@ -71,6 +71,19 @@ def is_success(sw: int) -> bool:
     return sw in (0x9000, 0x6282) or sw >> 8 == 0x61
 
 
+#: the refusals an attack on the card causes (a wrong cryptogram, a bad MAC, a spent or stale
+#: challenge, a blocked key or PIN), besides the counted 63Cx: :func:`is_refusal`
+REFUSALS = frozenset(
+    {SW.AUTH_FAILED, SW.SECURITY_NOT_SATISFIED, SW.AUTH_BLOCKED, SW.CONDITIONS_NOT_SATISFIED, SW.SM_INCORRECT}
+)
+
+
+def is_refusal(sw: int) -> bool:
+    """A refusal an attack causes (:data:`REFUSALS` or 63Cx, a try counted): what the terminal
+    logs and reports to the platform's audit (docs/card.md §13)."""
+    return sw in REFUSALS or sw & 0xFFF0 == 0x63C0
+
+
 #: the one SW → exception table of the host side
 EXCEPTIONS: dict[int, type[errors.CardError]] = {
     SW.FILE_NOT_FOUND: errors.FileNotFound,

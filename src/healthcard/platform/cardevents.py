@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from healthcard.card.sw import describe
+from healthcard.card.sw import describe, is_refusal
 from healthcard.clock import SHANGHAI
 from healthcard.errors import InvalidValue, PermissionDenied
 from healthcard.platform.access import Actor, Role
@@ -41,8 +41,6 @@ CARD_REFUSED = "card refused"
 MAX_REPORT = 100
 #: how late a refusal may be reported (a terminal offline for a while)
 MAX_AGE = dt.timedelta(days=30)
-#: the status words of a refusal (docs/card.md §5), besides 63Cx
-REFUSAL_SWS = frozenset({0x6300, 0x6982, 0x6983, 0x6985, 0x6988})
 #: what the command was, by its INS
 _COMMANDS = {
     0x82: "EXTERNAL AUTHENTICATE",
@@ -78,8 +76,7 @@ class CardRefusal:
             return text
 
         chip, command, sw = hex_field("chip_serial", 16), hex_field("command", 8), hex_field("sw", 4)
-        word = int(sw, 16)
-        if word not in REFUSAL_SWS and word & 0xFFF0 != 0x63C0:
+        if not is_refusal(int(sw, 16)):
             raise InvalidValue(f"refusals[{n}].sw", f"{sw} is not a refusal (63Cx, 6982, 6983, 6985, 6988)")
         at = item.get("at")
         if not isinstance(at, dt.datetime) or at.tzinfo is None:

@@ -32,7 +32,7 @@ from healthcard.card.profile import (
     visit_item,
     visit_items,
 )
-from healthcard.card.sw import describe, exception_for, is_success
+from healthcard.card.sw import describe, exception_for, is_refusal, is_success
 from healthcard.codes import meaning
 from healthcard.errors import (
     CardError,
@@ -106,10 +106,6 @@ _SAM_STEPS = {
 }
 
 logger = logging.getLogger(__name__)
-#: the card's refusals an attack causes (a wrong cryptogram, a bad MAC, a spent or stale challenge,
-#: a blocked key or PIN): logged as warnings with the chip serial, the command and the status word —
-#: never the data, which may carry a cryptogram or a PIN — for the terminal's log and its uplink
-_REFUSALS = frozenset({0x6300, 0x6982, 0x6983, 0x6985, 0x6988})
 
 
 def _bare(error: TransportError) -> bool:
@@ -138,8 +134,9 @@ RefusalHook = Callable[[bytes, bytes, int], None]
 class HealthCardTerminal:
     """A reader with a user-card slot and a SAM slot.  ``on_refusal`` is told of every refusal
     by the card that may be an attack (a failed authentication or PIN, a bad MAC, a missing
-    challenge: the SWs :data:`_REFUSALS` and 63Cx) — the reader agent reports them to the
-    platform's audit (docs/card.md §13); never with the command's data."""
+    challenge: :func:`~healthcard.card.sw.is_refusal`) — logged as warnings with the chip serial,
+    the command's header and the SW, and reported by the reader agent to the platform's audit
+    (docs/card.md §13); never with the command's data, which may carry a cryptogram or a PIN."""
 
     def __init__(
         self,
@@ -267,7 +264,7 @@ class HealthCardTerminal:
                 raise
             raise CardRemoved(step, str(error)) from error
         if not is_success(response.sw):
-            if response.sw in _REFUSALS or response.sw & 0xFFF0 == 0x63C0:
+            if is_refusal(response.sw):
                 logger.warning(
                     "card %s refused %02X %02X %02X %02X: %04X %s",
                     self.serial.hex().upper() or "-",
