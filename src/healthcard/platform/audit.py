@@ -491,6 +491,19 @@ class Audit:
         views.sort(key=lambda v: v.at, reverse=True)
         return views[:limit]
 
+    def denials(self, uow: UnitOfWork, what: Sequence[str], *, limit: int = 100) -> list[AuditView]:
+        """The denied entries (``action`` deny) whose ``what`` is one of ``what``, of any chain,
+        newest first (the hot table: a security event is read while it is recent)."""
+        if not 1 <= limit <= 1000:
+            raise InvalidValue("limit", "1 to 1000")
+        query = (
+            select(*_COLUMNS, AuditEntry.hash)
+            .where(AuditEntry.action == "deny", AuditEntry.what.in_(list(what)))
+            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+            .limit(limit)
+        )
+        return [_view(row) for row in uow.session.execute(query)]
+
     # --- retention (healthcard.platform.auditarchive) ------------------------------------------
     def archive(self, uow: UnitOfWork, *, before: dt.datetime, directory: Path) -> ArchiveReport:
         """Move each chain's entries older than ``before`` to a new segment in ``directory``

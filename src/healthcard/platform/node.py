@@ -1013,40 +1013,10 @@ class Node:
         (:meth:`report_card_refusals`); the read is audited."""
         if actor.role not in (Role.CARD_ADMIN, Role.AUDITOR, Role.ADMIN):
             raise PermissionDenied("card security events are read by the card centre, auditors and admins")
-        if not 1 <= limit <= 1000:
-            raise InvalidValue("limit", "1 to 1000")
         with self.db.uow() as uow:
-            found = (
-                uow.session.execute(
-                    select(t.AuditEntry)
-                    .where(
-                        t.AuditEntry.action == "deny",
-                        t.AuditEntry.what.in_((CHIP_REFUSED, HOTLIST_REFUSED, cardevents.CARD_REFUSED)),
-                    )
-                    .order_by(t.AuditEntry.at.desc(), t.AuditEntry.id.desc())
-                    .limit(limit)
-                )
-                .scalars()
-                .all()
+            views = self.audit.denials(
+                uow, (CHIP_REFUSED, HOTLIST_REFUSED, cardevents.CARD_REFUSED), limit=limit
             )
-            views = [
-                AuditView(
-                    e.seq,
-                    e.chain,
-                    e.at,
-                    e.actor,
-                    e.role,
-                    e.institution_code,
-                    e.resident_id,
-                    e.action,
-                    e.what,
-                    e.why,
-                    e.carrier,
-                    e.outcome,
-                    e.hash,
-                )
-                for e in found
-            ]
             self.audit.record(
                 uow, actor, action="read", what="card security events", why="security", resident_id=None
             )
