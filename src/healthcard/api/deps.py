@@ -35,6 +35,12 @@ def actor(
     return tokens(request).actor(credentials.credentials, the_node.clock.now())
 
 
+def client_address(request: Request) -> str:
+    """Who a rate limit counts: the client's address (behind a proxy: ``uvicorn
+    --proxy-headers`` puts the forwarded one here).  The API's and the web's logins share it."""
+    return request.client.host if request.client else "unknown"
+
+
 NodeDep = Annotated[Node, Depends(node)]
 ActorDep = Annotated[Actor, Depends(actor)]
 TokensDep = Annotated[Tokens, Depends(tokens)]

@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from healthcard import __version__
+from healthcard.api.deps import client_address
 from healthcard.api.tokens import TERMINAL_MINUTES, Tokens
 from healthcard.errors import (
     HealthCardError,
@@ -190,11 +191,6 @@ def end_session(request: Request) -> None:
         return
     now = node_of(request).clock.now()
     revoked.revoke(session.token, now + dt.timedelta(minutes=TERMINAL_MINUTES))  # no token lives longer
-
-
-def client_address(request: Request) -> str:
-    """The address a rate limit counts (behind a proxy: ``uvicorn --proxy-headers``)."""
-    return request.client.host if request.client else "unknown"
 
 
 def logged_in(*roles: Role) -> Callable[[Request], Actor]:
@@ -556,7 +552,6 @@ __all__ = [
     "actor_of",
     "agent_origin",
     "attempt",
-    "client_address",
     "end_session",
     "error_page",
     "install",

@@ -7,18 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from healthcard.api import schemas as s
-from healthcard.api.deps import ActorDep, NodeDep, TokensDep
+from healthcard.api.deps import ActorDep, NodeDep, TokensDep, client_address
 from healthcard.errors import NotAuthenticated
 from healthcard.platform.access import Actor
 from healthcard.platform.ratelimit import RateLimits
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
-
-
-def client_address(request: Request) -> str:
-    """Who a rate limit counts: the client's address (behind a proxy: ``uvicorn
-    --proxy-headers`` puts the forwarded one here)."""
-    return request.client.host if request.client else "unknown"
 
 
 def rate_limits(request: Request) -> RateLimits:
