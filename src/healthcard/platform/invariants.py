@@ -162,50 +162,26 @@ def _audit(uow: UnitOfWork, clock: Clock, limit: int) -> Check:
 
 def _idempotency(uow: UnitOfWork, limit: int) -> Check:
     s, c, v, b = t.Settlement, t.CrossRegionSettlement, t.Encounter, t.Booking
-    problems: list[str] = []
-    for institution, key, n in _ids(
-        uow,
-        select(s.institution_code, s.idempotency_key, func.count())
-        .group_by(s.institution_code, s.idempotency_key)
-        .having(func.count() > 1),
-        limit,
-    ):
-        problems.append(f"settlement key {key!r} at {institution} stored {n} times")
-    for side, city, institution, key, n in _ids(
-        uow,
-        select(c.side, c.visiting_city, c.institution_code, c.idempotency_key, func.count())
-        .group_by(c.side, c.visiting_city, c.institution_code, c.idempotency_key)
-        .having(func.count() > 1),
-        limit,
-    ):
-        problems.append(f"cross-region ({side}, {city}) key {key!r} at {institution} stored {n} times")
-    for institution, key, n in _ids(
-        uow,
-        select(v.institution_code, v.upload_key, func.count())
-        .where(v.upload_key.is_not(None))
-        .group_by(v.institution_code, v.upload_key)
-        .having(func.count() > 1),
-        limit,
-    ):
-        problems.append(f"upload key {key!r} at {institution} stored {n} times")
-    for booker, key, n in _ids(
-        uow,
-        select(b.booked_by, b.idempotency_key, func.count())
-        .where(b.idempotency_key.is_not(None))
-        .group_by(b.booked_by, b.idempotency_key)
-        .having(func.count() > 1),
-        limit,
-    ):
-        problems.append(f"booking key {key!r} of {booker} stored {n} times")
-    keys = sum(
-        int(uow.session.scalar(select(func.count()).select_from(table).where(where)) or 0)
-        for table, where in (
-            (s, s.idempotency_key.is_not(None)),
-            (c, c.idempotency_key.is_not(None)),
-            (v, v.upload_key.is_not(None)),
-            (b, b.idempotency_key.is_not(None)),
-        )
+    # each kind of key: what it is, the columns it is unique within, the key's column
+    keyed: tuple[tuple[str, tuple[Any, ...], Any], ...] = (
+        ("settlement", (s.institution_code,), s.idempotency_key),
+        ("cross-region", (c.side, c.visiting_city, c.institution_code), c.idempotency_key),
+        ("upload", (v.institution_code,), v.upload_key),
+        ("booking", (b.booked_by,), b.idempotency_key),
     )
+    problems: list[str] = []
+    keys = 0
+    for what, scope, key in keyed:
+        for *where, value, n in _ids(
+            uow,
+            select(*scope, key, func.count())
+            .where(key.is_not(None))
+            .group_by(*scope, key)
+            .having(func.count() > 1),
+            limit,
+        ):
+            problems.append(f"{what} key {value!r} at {', '.join(map(str, where))} stored {n} times")
+        keys += int(uow.session.scalar(select(func.count()).where(key.is_not(None))) or 0)
     return Check("idempotency", not problems, f"{keys} keys", tuple(problems))
 
 
