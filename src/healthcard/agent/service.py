@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
+from itertools import islice
 from typing import Any, TypeVar
 
 import httpx
@@ -448,7 +449,7 @@ class Agent:
         sent = 0
         while True:
             with self._refusal_lock:
-                batch = [self._refusals[n] for n in range(min(len(self._refusals), REFUSAL_REPORT))]
+                batch = list(islice(self._refusals, REFUSAL_REPORT))
             if not batch:
                 return sent
             try:
