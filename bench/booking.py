@@ -48,6 +48,26 @@ class BookingWorld:
         self.node.db.dispose()
 
 
+def add_doctor_tomorrow(node: Node, tomorrow: dt.date, *, name: str, title: str, slots: int) -> int:
+    """A doctor of the bench hospital's 内科 with a morning of ``slots`` public slots on
+    ``tomorrow``'s weekday (the sessions are opened by the caller); the doctor's id."""
+    doctor = node.appointments.add_doctor(
+        ADMIN, HOSPITAL, department_code="300", name=name, title=title, fee_fen=600
+    )
+    node.appointments.add_template(
+        ADMIN,
+        doctor_id=doctor.id,
+        weekday=tomorrow.isoweekday(),
+        period="morning",
+        slots=slots,
+        walk_in=0,
+        referral=0,
+        slot_minutes=max(1, 240 // slots),
+        valid_from=tomorrow,
+    )
+    return doctor.id
+
+
 def booking_world(url: str, attempts: int, slots: int, threads: int = 32) -> BookingWorld:
     """A fresh session of ``slots`` public slots tomorrow (nothing kept for walk-in or referral)
     and ``attempts`` new residents; the database upgraded when empty."""
@@ -64,21 +84,8 @@ def booking_world(url: str, attempts: int, slots: int, threads: int = 32) -> Boo
         )
         node.appointments.add_department(ADMIN, HOSPITAL, "300")
     tag = secrets.token_hex(3)
-    doctor = node.appointments.add_doctor(
-        ADMIN, HOSPITAL, department_code="300", name=f"医生{tag}", title="主任医师", fee_fen=600
-    )
     tomorrow = local_date(clock) + dt.timedelta(days=1)
-    node.appointments.add_template(
-        ADMIN,
-        doctor_id=doctor.id,
-        weekday=tomorrow.isoweekday(),
-        period="morning",
-        slots=slots,
-        walk_in=0,
-        referral=0,
-        slot_minutes=max(1, 240 // slots),
-        valid_from=tomorrow,
-    )
+    doctor_id = add_doctor_tomorrow(node, tomorrow, name=f"医生{tag}", title="主任医师", slots=slots)
     node.appointments.open_sessions(ADMIN, HOSPITAL, tomorrow, tomorrow)
     now = clock.now()
     residents = [f"BK{tag}{n:07d}" for n in range(attempts)]
@@ -100,7 +107,7 @@ def booking_world(url: str, attempts: int, slots: int, threads: int = 32) -> Boo
             ],
         )
         session_id = uow.session.scalar(
-            select(t.ClinicSession.id).where(t.ClinicSession.doctor_id == doctor.id)
+            select(t.ClinicSession.id).where(t.ClinicSession.doctor_id == doctor_id)
         )
         uow.commit()
     assert session_id is not None

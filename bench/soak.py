@@ -56,7 +56,7 @@ from typing import Any
 
 import httpx
 
-from bench.booking import ADMIN, HOSPITAL, booking_world
+from bench.booking import ADMIN, HOSPITAL, add_doctor_tomorrow, booking_world
 from bench.common import made_by
 from bench.platform import (
     DIAGNOSES,
@@ -127,21 +127,9 @@ def booking_sessions(url: str, count: int, slots: int) -> list[int]:
         tomorrow = local_date(node.clock) + dt.timedelta(days=1)
         doctors = []
         for n in range(count - 1):
-            doctor = node.appointments.add_doctor(
-                ADMIN, HOSPITAL, department_code="300", name=f"医生S{n:03d}", title="主治医师", fee_fen=600
+            doctors.append(
+                add_doctor_tomorrow(node, tomorrow, name=f"医生S{n:03d}", title="主治医师", slots=slots)
             )
-            node.appointments.add_template(
-                ADMIN,
-                doctor_id=doctor.id,
-                weekday=tomorrow.isoweekday(),
-                period="morning",
-                slots=slots,
-                walk_in=0,
-                referral=0,
-                slot_minutes=max(1, 240 // slots),
-                valid_from=tomorrow,
-            )
-            doctors.append(doctor.id)
         if doctors:
             node.appointments.open_sessions(ADMIN, HOSPITAL, tomorrow, tomorrow)
         with node.db.uow() as uow:
